@@ -1,0 +1,80 @@
+/* tokenizer.h — lamp's SentencePiece-compatible BPE tokenizer.
+ *
+ * A tokenizer turns text into token ids (encode) and ids back into text
+ * (decode). The implementation, with the algorithm explained, is in
+ * tokenizer.c; the file formats it reads are in docs/format.md. */
+#ifndef LAMP_TOKENIZER_H
+#define LAMP_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* SentencePiece's piece types (the numbers match its ModelProto). */
+enum {
+    PIECE_NORMAL = 1,       /* ordinary text piece; takes part in merges   */
+    PIECE_UNKNOWN = 2,      /* <unk>                                        */
+    PIECE_CONTROL = 3,      /* <s>, </s>: never produced from text          */
+    PIECE_USER_DEFINED = 4, /* treated like NORMAL here                     */
+    PIECE_UNUSED = 5,       /* never produced                               */
+    PIECE_BYTE = 6,         /* <0xAB>: byte fallback                        */
+};
+
+typedef struct {
+    int vocab_size;
+    char **pieces;          /* (vocab_size) text of each piece, NUL-terminated, '▁' as ' ' */
+    int *piece_lengths;     /* (vocab_size) bytes in each piece                */
+    float *scores;          /* (vocab_size) merge priority, higher first       */
+    unsigned char *types;   /* (vocab_size) PIECE_* of each piece              */
+    int max_piece_length;
+    int add_dummy_prefix;   /* prepend a space before encoding (SentencePiece) */
+    int unk_id, bos_id, eos_id;  /* -1 when the vocabulary has none            */
+    int byte_ids[256];      /* id of the piece <0xAB> for byte AB, or -1       */
+    /* open-addressing hash table: piece text -> id, for mergeable pieces */
+    int *table;             /* (table_size) ids, -1 = empty slot               */
+    size_t table_size;      /* a power of two                                  */
+    unsigned char byte_text[256][2]; /* one-byte strings that decode returns */
+} Tokenizer;
+
+/* Loading. Each function either fills `t` or calls fatal() with a one-line
+ * message naming the file and the problem.
+ *   tokenizer_load_bin: a llama2.c tokenizer.bin. vocab_size > 0 reads exactly
+ *     that many pieces and requires the file to end there (a tokenizer that
+ *     does not belong to the model is refused); vocab_size <= 0 reads to EOF.
+ *   tokenizer_load_lamp_section: the tokenizer section of a lamp model file
+ *     (docs/format.md, 1.2), already in memory.
+ *   tokenizer_load_file: either a tokenizer.bin or a lamp model, by magic. */
+void tokenizer_load_bin(Tokenizer *t, const char *path, int vocab_size);
+void tokenizer_load_lamp_section(Tokenizer *t, const unsigned char *data, size_t size,
+                                 const char *path);
+void tokenizer_load_file(Tokenizer *t, const char *path);
+void tokenizer_free(Tokenizer *t);
+
+/* Encode `len` bytes of text (any bytes: malformed UTF-8 is handled as
+ * SentencePiece does, each bad byte becoming U+FFFD). Returns a malloc'd
+ * array of ids that the caller frees, and its length in *n_tokens.
+ * add_bos/add_eos put bos_id/eos_id around the ids. */
+int *tokenizer_encode(const Tokenizer *t, const char *text, size_t len,
+                      int add_bos, int add_eos, int *n_tokens);
+
+/* The bytes that token `id` stands for when it follows `prev_id` (use -1 for
+ * the first token of a text). Byte pieces give their single byte, control and
+ * unknown pieces give nothing (""), and the first piece of a text — or the
+ * first after BOS — loses the leading space that the dummy prefix added.
+ * Returns a pointer into the tokenizer (valid until tokenizer_free) and the
+ * length in *len (byte pieces may be the byte 0x00). */
+const char *tokenizer_decode(const Tokenizer *t, int prev_id, int id, size_t *len);
+
+/* Print decoded bytes to a terminal without ever splitting a UTF-8 character:
+ * bytes wait in `pending` until their code point is complete; a byte that
+ * cannot start or continue a valid sequence is printed as U+FFFD, and ASCII
+ * control characters other than \n, \t and \r are dropped so a model cannot
+ * send escape sequences to the terminal. */
+typedef struct {
+    unsigned char pending[4];
+    int n_pending;
+} Utf8Printer;
+void utf8_print(Utf8Printer *p, const char *bytes, size_t len, FILE *out);
+void utf8_flush(Utf8Printer *p, FILE *out);
+
+#endif
