@@ -484,8 +484,8 @@ const char *tokenizer_decode(const Tokenizer *t, int prev_id, int id, size_t *le
     case PIECE_UNUSED:
         return "";
     case PIECE_UNKNOWN:
-        *len = 4;
-        return " \xE2\x81\x87";             /* " ⁇", what SentencePiece prints for <unk> */
+        *len = 5;
+        return " \xE2\x81\x87 ";            /* " ⁇ ", what SentencePiece prints for <unk> */
     default:
         *len = (size_t)t->piece_lengths[id];
         /* The dummy prefix put a space before the first word; take it off. */
@@ -603,9 +603,12 @@ int main(int argc, char **argv) {
             n_tokens_total += n;
             free(ids);
         } else {
+            /* Parse the whole line first, so a bad id stops the program
+             * before any of the line is printed. */
             line[len] = '\0';
+            int *ids = xmalloc((len / 2 + 1) * sizeof(int)); /* ids are >= 2 chars apart */
+            int n = 0;
             char *cursor = line, *end;
-            int prev = -1;
             for (;;) {
                 while (*cursor == ' ' || *cursor == '\t' || *cursor == '\r') cursor++;
                 if (*cursor == '\0') break;
@@ -615,13 +618,16 @@ int main(int argc, char **argv) {
                 if (id < 0 || id >= t.vocab_size)
                     fatal("line %ld: token id %ld is outside the vocabulary (0..%d)", n_lines, id,
                           t.vocab_size - 1);
-                size_t piece_len;
-                const char *piece = tokenizer_decode(&t, prev, (int)id, &piece_len);
-                fwrite(piece, 1, piece_len, stdout);
-                prev = (int)id;
-                n_tokens_total++;
+                ids[n++] = (int)id;
                 cursor = end;
             }
+            for (int i = 0; i < n; i++) {
+                size_t piece_len;
+                const char *piece = tokenizer_decode(&t, i ? ids[i - 1] : -1, ids[i], &piece_len);
+                fwrite(piece, 1, piece_len, stdout);
+            }
+            n_tokens_total += n;
+            free(ids);
             putchar('\n');
         }
     }

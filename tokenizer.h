@@ -59,7 +59,8 @@ int *tokenizer_encode(const Tokenizer *t, const char *text, size_t len,
 
 /* The bytes that token `id` stands for when it follows `prev_id` (use -1 for
  * the first token of a text). Byte pieces give their single byte, control and
- * unknown pieces give nothing (""), and the first piece of a text — or the
+ * unused pieces give nothing (""), the unknown piece gives " ⁇ " as
+ * SentencePiece does, and the first piece of a text — or the
  * first after BOS — loses the leading space that the dummy prefix added.
  * Returns a pointer into the tokenizer (valid until tokenizer_free) and the
  * length in *len (byte pieces may be the byte 0x00). */

@@ -1,0 +1,103 @@
+/* testutil.h — small helpers shared by lamp's Check suites: read a file,
+ * write a file, and run one of lamp's programs as a child process capturing
+ * its exit status, stdout and stderr. Tests run from the repository root. */
+#ifndef LAMP_TESTUTIL_H
+#define LAMP_TESTUTIL_H
+
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TMP_DIR "tests/tmp"
+
+/* Whole file into memory (NUL-terminated for convenience); NULL if missing. */
+static char *slurp(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = '\0';
+    if (size) *size = (size_t)n;
+    return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t size) {
+    mkdir(TMP_DIR, 0755);
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_int_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+/* Path of a program of the build under test: $LAMP_BIN/name (LAMP_BIN is
+ * set by `make test` / `make asan`; "." by default). */
+static const char *program(const char *name) {
+    static char path[4][512];
+    static int next = 0;
+    const char *dir = getenv("LAMP_BIN");
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", dir && *dir ? dir : ".", name);
+    return p;
+}
+
+typedef struct {
+    int exited;     /* 1 if the process exited normally (not killed by a signal) */
+    int code;       /* its exit status */
+    int signal;     /* the signal that killed it, if any */
+    char *out, *err;
+    size_t out_len, err_len;
+} Proc;
+
+/* Run argv (argv[0] is the program path), feeding stdin_text (or nothing)
+ * on standard input, and capture everything. */
+static Proc run_program(const char *stdin_text, char *const argv[]) {
+    mkdir(TMP_DIR, 0755);
+    char in_path[64], out_path[64], err_path[64];
+    snprintf(in_path, sizeof in_path, TMP_DIR "/stdin.%d", (int)getpid());
+    snprintf(out_path, sizeof out_path, TMP_DIR "/stdout.%d", (int)getpid());
+    snprintf(err_path, sizeof err_path, TMP_DIR "/stderr.%d", (int)getpid());
+    write_file(in_path, stdin_text ? stdin_text : "", stdin_text ? strlen(stdin_text) : 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int in = open(in_path, O_RDONLY);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || err < 0) _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    Proc p = {0};
+    p.exited = WIFEXITED(status);
+    p.code = p.exited ? WEXITSTATUS(status) : -1;
+    p.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    p.out = slurp(out_path, &p.out_len);
+    p.err = slurp(err_path, &p.err_len);
+    unlink(in_path);
+    unlink(out_path);
+    unlink(err_path);
+    return p;
+}
+
+static void free_proc(Proc *p) {
+    free(p->out);
+    free(p->err);
+}
+
+#endif
