@@ -544,8 +544,8 @@ void utf8_flush(Utf8Printer *p, FILE *out) {
 #ifdef TOKENIZER_MAIN
 #include <time.h>
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(FILE *out) {
+    fprintf(out,
             "usage: tokenizer encode|decode [options]\n"
             "  encode  read text on stdin; print one line of space-separated ids per input line\n"
             "  decode  read lines of space-separated ids on stdin; print the text of each line\n"
@@ -564,9 +564,9 @@ static double seconds_now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { usage(); fatal("missing command: encode or decode"); }
+    if (argc < 2) fatal("missing command: encode or decode (-h for help)");
     const char *command = argv[1];
-    if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) { usage(); return 0; }
+    if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) { usage(stdout); return 0; }
     if (strcmp(command, "encode") != 0 && strcmp(command, "decode") != 0)
         fatal("unknown command '%s' (expected encode or decode; -h for help)", command);
     const char *path = "tokenizer.bin";
@@ -578,7 +578,7 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--bos") == 0) add_bos = 1;
         else if (strcmp(argv[i], "--eos") == 0) add_eos = 1;
         else if (strcmp(argv[i], "-v") == 0) verbose = 1;
-        else if (strcmp(argv[i], "-h") == 0) { usage(); return 0; }
+        else if (strcmp(argv[i], "-h") == 0) { usage(stdout); return 0; }
         else fatal("unknown option '%s' (-h for help)", argv[i]);
     }
     Tokenizer t;

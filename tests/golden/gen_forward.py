@@ -35,7 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import lampfile  # noqa: E402
 
-OUT_DIR = os.path.join(ROOT, "tests", "golden", "forward")
+# LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
+OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")), "forward")
 N_POSITIONS = 64
 TOLERANCE = 5e-5  # max |HF - numpy| allowed; logits are of size ~1..10
 

@@ -40,7 +40,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-OUT = os.path.join(HERE, "sampler.txt")
+# LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
+OUT = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", HERE), "sampler.txt")
 N_DRAWS = 500
 MASK64 = (1 << 64) - 1
 

@@ -34,7 +34,8 @@ import sentencepiece as spm
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MODEL = os.path.join(ROOT, "tests", "data", "llama2", "tokenizer.model")
-OUT_DIR = os.path.join(ROOT, "tests", "golden", "tokenizer")
+# LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
+OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")), "tokenizer")
 SEED = 20240611
 
 N_STORIES = 800
