@@ -280,6 +280,25 @@ void tokenizer_load_file(Tokenizer *t, const char *path) {
     }
 }
 
+size_t tokenizer_write_lamp_section(const Tokenizer *t, FILE *out) {
+    int32_t header[2] = {t->vocab_size, t->max_piece_length};
+    uint32_t flags = t->add_dummy_prefix ? 1u : 0u;
+    size_t written = 0;
+    written += fwrite(header, 4, 2, out) * 4;
+    written += fwrite(&flags, 4, 1, out) * 4;
+    size_t expected = 12;
+    for (int id = 0; id < t->vocab_size; id++) {
+        uint32_t len = (uint32_t)t->piece_lengths[id];
+        written += fwrite(&t->scores[id], 4, 1, out) * 4;
+        written += fwrite(&t->types[id], 1, 1, out);
+        written += fwrite(&len, 4, 1, out) * 4;
+        written += fwrite(t->pieces[id], 1, len, out);
+        expected += 9 + len;
+    }
+    if (written != expected) fatal("cannot write the tokenizer (disk full?)");
+    return written;
+}
+
 void tokenizer_free(Tokenizer *t) {
     for (int i = 0; i < t->vocab_size; i++) free(t->pieces[i]);
     free(t->pieces);

@@ -50,6 +50,11 @@ void tokenizer_load_lamp_section(Tokenizer *t, const unsigned char *data, size_t
 void tokenizer_load_file(Tokenizer *t, const char *path);
 void tokenizer_free(Tokenizer *t);
 
+/* Write `t` as the tokenizer section of a lamp model file (docs/format.md,
+ * 1.2) to `out`; returns the number of bytes written (the header's
+ * tokenizer_size). Calls fatal() if writing fails. */
+size_t tokenizer_write_lamp_section(const Tokenizer *t, FILE *out);
+
 /* Encode `len` bytes of text (any bytes: malformed UTF-8 is handled as
  * SentencePiece does, each bad byte becoming U+FFFD). Returns a malloc'd
  * array of ids that the caller frees, and its length in *n_tokens.
