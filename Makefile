@@ -32,13 +32,14 @@ LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 
-TEST_NAMES = tokenizer sampler forward cli
+TEST_NAMES = tokenizer sampler forward cli docs
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer
 COMMON = tokenizer.c tokenizer.h util.h
 
-.PHONY: all test debug asan run clean test-python goldens
+.PHONY: all tests test debug asan run clean test-python goldens
 all: $(PROGRAMS)
+tests: $(TESTS)
 
 # `make run` tells a story, while ./run is the program. Make cannot have a
 # file and a command both named "run", so when the command line asks for
