@@ -8,6 +8,7 @@
  *     `docs/format.md`, `tools/lampfile.py`, ...) exists.
  *  3. Every command-line flag in inline code (`-t`, `--threads`) appears
  *     quoted ("-t" or '-t') in some source file, i.e. some program parses it.
+ *     Markdown links to relative paths must point at existing files.
  *  4. Every fenced code block whose info string is `sh runnable` is run: each
  *     line starting with "$ " is a command (run with sh from the repository
  *     root); the lines after it, up to the next command, are the output it
@@ -131,6 +132,28 @@ static int check_inline_references(const char *doc, char *report, size_t report_
         line_no++;
         if (strncmp(line, "```", 3) == 0) { in_fence = !in_fence; continue; }
         if (in_fence) continue;
+        /* markdown links: [text](target) with a relative target must exist,
+         * relative to the document's folder */
+        for (char *link = strstr(line, "]("); link; link = strstr(link + 2, "](")) {
+            char target[512];
+            size_t n = strcspn(link + 2, ")#");
+            if (n == 0 || n >= sizeof target || strncmp(link + 2, "http", 4) == 0 ||
+                strncmp(link + 2, "mailto:", 7) == 0)
+                continue;
+            char dir[256];
+            snprintf(dir, sizeof dir, "%s", doc);
+            char *slash = strrchr(dir, '/');
+            if (slash) *slash = '\0'; else strcpy(dir, ".");
+            snprintf(target, sizeof target, "%s/%.*s", dir, (int)n, link + 2);
+            struct stat st;
+            checked++;
+            if (stat(target, &st) != 0) {
+                problems++;
+                size_t used = strlen(report);
+                snprintf(report + used, report_size - used, "\n  %s:%d: link to %.*s: no such file", doc,
+                         line_no, (int)n, link + 2);
+            }
+        }
         for (char *open = strchr(line, '`'); open; open = strchr(open, '`')) {
             if (open[1] == '`') { open += 2; continue; }          /* `` spans: skip */
             char *close = strchr(open + 1, '`');
