@@ -37,7 +37,7 @@ TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer
 COMMON = tokenizer.c tokenizer.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens
+.PHONY: all tests test debug asan run clean test-python goldens docs-images
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -93,6 +93,10 @@ endif
 test-python: $(PROGRAMS)
 	$(PYTHON) tools/check_tokenizer_sp.py data/tinystories/valid.txt data/tinyshakespeare/input.txt
 	$(PYTHON) tests/golden/check_goldens.py
+
+# Images in docs/ are made from sources kept beside them (needs graphviz).
+docs-images:
+	dot -Tpng -Gdpi=110 docs/img/block.dot -o docs/img/block.png
 
 goldens:
 	$(PYTHON) tests/golden/gen_tokenizer.py
