@@ -24,16 +24,24 @@
  * so each merge costs O(log n) and a whole text O(n log n). This is the same
  * algorithm as SentencePiece's bpe_model.cc, which is why the ids agree.
  *
+ * After decoding comes training: tokenizer_train learns such a vocabulary
+ * from text, the way SentencePiece's BPE trainer does (and, on the texts we
+ * tried, with exactly its result).
+ *
  * At the bottom, behind TOKENIZER_MAIN, is the `./tokenizer` command-line
- * tool: `./tokenizer encode -z FILE` and `./tokenizer decode -z FILE`. */
+ * tool: `./tokenizer encode -z FILE`, `./tokenizer decode -z FILE` and
+ * `./tokenizer train -i TEXT -o FILE --vocab-size N`. */
 #define _POSIX_C_SOURCE 200809L
 #include "tokenizer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -86,6 +94,8 @@ static void read_bytes(Reader *r, void *out, size_t n, const char *what) {
 static void *read_whole_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) fatal("cannot open %s", path);
+    struct stat info;   /* a directory opens, but its "size" is nonsense */
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) fatal("%s is not a regular file", path);
     if (fseek(f, 0, SEEK_END) != 0) fatal("cannot seek in %s", path);
     long end = ftell(f);
     if (end < 0) fatal("cannot tell the size of %s", path);
@@ -340,6 +350,28 @@ static int utf8_length(const unsigned char *s, size_t n) {
     return len;
 }
 
+/* Normalise one character as SentencePiece does before it encodes (and
+ * before it trains): copy the character at raw (n bytes available) to out and
+ * return its normalised length in bytes; *used gets the raw bytes it took. A
+ * malformed byte becomes U+FFFD (3 bytes), a literal '▁' becomes the space it
+ * stands for (1 byte); out needs room for 4 bytes. */
+static int normalize_char(const unsigned char *raw, size_t n, char *out, size_t *used) {
+    int len = utf8_length(raw, n);
+    if (len == 0) {
+        memcpy(out, "\xEF\xBF\xBD", 3);
+        *used = 1;
+        return 3;
+    }
+    if (len == 3 && memcmp(raw, "\xE2\x96\x81", 3) == 0) {
+        out[0] = ' ';
+        *used = 3;
+        return 1;
+    }
+    memcpy(out, raw, (size_t)len);
+    *used = (size_t)len;
+    return len;
+}
+
 /* ------------------------------------------------------------------------
  * Encoding. */
 
@@ -421,23 +453,11 @@ int *tokenizer_encode(const Tokenizer *t, const char *raw_text, size_t raw_len,
     }
     /* Step 2, one symbol per character. */
     for (size_t i = 0; i < raw_len;) {
-        int len = utf8_length(raw + i, raw_len - i);
-        Symbol s = {(int)text_len, 0, -1, -1};
-        if (len == 0) {                     /* malformed byte -> U+FFFD */
-            memcpy(text + text_len, "\xEF\xBF\xBD", 3);
-            s.len = 3;
-            i += 1;
-        } else if (len == 3 && memcmp(raw + i, "\xE2\x96\x81", 3) == 0) {
-            text[text_len] = ' ';           /* a literal '▁' means a space in SentencePiece */
-            s.len = 1;
-            i += 3;
-        } else {
-            memcpy(text + text_len, raw + i, (size_t)len);
-            s.len = len;
-            i += (size_t)len;
-        }
-        text_len += (size_t)s.len;
-        symbols[n_symbols++] = s;
+        size_t used;
+        int len = normalize_char(raw + i, raw_len - i, text + text_len, &used);
+        symbols[n_symbols++] = (Symbol){(int)text_len, len, -1, -1};
+        text_len += (size_t)len;
+        i += used;
     }
     for (int i = 0; i < n_symbols; i++) {
         symbols[i].prev = i - 1;
@@ -559,22 +579,96 @@ void utf8_flush(Utf8Printer *p, FILE *out) {
 }
 
 /* ------------------------------------------------------------------------
- * The command-line tool. */
-#ifdef TOKENIZER_MAIN
-#include <time.h>
+ * Training: learn a vocabulary from text (`./tokenizer train`).
+ *
+ * The encoder above needs a vocabulary: pieces with scores. Byte-pair
+ * encoding learns one from text. Start with one piece per character; then,
+ * again and again, find the pair of neighbouring symbols that occurs most
+ * often in the text, make their concatenation a new piece, and glue that pair
+ * together everywhere. In TinyStories the first new pieces are "he", "▁t",
+ * "▁a", "▁s", "▁w", "nd", "▁the", ... Stop when the vocabulary has the size
+ * asked for.
+ *
+ * The order is the whole model: the k-th piece made (k = 0, 1, ...) gets the
+ * score -k, so the encoder, which always merges the highest-scoring pair
+ * first, replays the merges in the order training made them.
+ *
+ * Words. SentencePiece splits every line (a training "sentence") into words,
+ * each starting with its space: "▁Once▁upon▁a▁time" (the dummy prefix gives
+ * the first word its ▁) is "▁Once", "▁upon", "▁a", "▁time". Merges never
+ * cross words, so a piece may start with ▁ but has none elsewhere. That turns
+ * the text into a bag of words, and each distinct word need only be handled
+ * once, weighted by how often it occurs: data/tinystories/train.txt has
+ * 815,853 words but only 21,541 distinct ones.
+ *
+ * The data structures:
+ *   words     every distinct word: its count, and its current segmentation,
+ *             a short array of symbols that shrinks as merges glue them,
+ *             with the pair between each two neighbours beside it.
+ *   strings   every string the trainer deals with, in a hash table: the
+ *             characters, and every "pair", the concatenation of two
+ *             neighbouring symbols somewhere in a word. A pair knows its count
+ *             (its occurrences, each word's times that word's count) and the
+ *             list of words it occurs in. A pair that is chosen becomes a piece.
+ *   queue     a priority queue (binary max-heap) of pairs by count, so finding
+ *             the most frequent pair costs O(log n), not a scan of all pairs.
+ *
+ * One step: take the most frequent pair from the queue; it becomes a piece.
+ * Every word in its list is re-segmented: the word's pairs are taken out of
+ * the counts, its symbols are merged the way the encoder would merge them,
+ * and its new pairs are counted back in. Only the words that contain the pair
+ * are touched, so a step costs what it changes, not a pass over the text.
+ *
+ * Why pairs are strings, not (left symbol, right symbol): the encoder knows
+ * nothing of how a piece was made. It merges two neighbours whenever their
+ * concatenation is a piece, so "▁a"+"nd" and "▁an"+"d" both become "▁and".
+ * Counting pairs by their text, and re-segmenting words with the encoder's own
+ * rule, keeps trainer and encoder in step: encoding the training text gives
+ * exactly the trainer's final segmentation of it (tests/test_tokenizer.c
+ * checks this). SentencePiece's trainer counts (left, right) pairs and skips a
+ * piece whose text it made before, so there the two can disagree on a few
+ * words.
+ *
+ * The queue is lazy: changing a count does not search the heap. At the end
+ * of a step every pair whose count changed is pushed again with its new
+ * count; an entry whose count is no longer the pair's count (or whose pair is
+ * a piece by now) is stale, and is dropped when it reaches the top. When no
+ * pair occurs any more, training goes on, as SentencePiece's does, with pairs
+ * that occurred earlier (count 0), until those run out too.
+ *
+ * Ties, so that the same text and options always give the same bytes: among
+ * pairs with equal counts the one with fewer characters wins, then the one
+ * whose UTF-8 text sorts first, byte by byte, with ▁ as its bytes E2 96 81
+ * (not the space it is stored as). Characters with equal counts: the lower
+ * code point first. These are SentencePiece's rules, and nothing depends on
+ * hash values or the order of words in memory. With them, this trainer makes
+ * exactly SentencePiece's vocabulary from TinyStories and from Shakespeare,
+ * piece for piece (tools/compare_tokenizer_training.py, docs/tokenizer.md).
+ *
+ * Which pairs may become pieces (SentencePiece's rules, with its defaults):
+ *   - at most 16 characters (max_sentencepiece_length);
+ *   - ▁ only at the start (words are split at ▁, so this holds by itself);
+ *   - one Unicode script per piece: letters do not merge with digits,
+ *     punctuation or symbols (script "Common"), nor with letters of another
+ *     script; combining marks go with the letter before them, and Hiragana
+ *     and Katakana count as Han (split_by_unicode_script, see script_of);
+ *   - a character without a piece of its own (below) merges with nothing.
+ *
+ * Characters. Every character gets a piece, except the rarest ones, which
+ * together make up less than 1 - character_coverage of the text (0.05% by
+ * default); those fall back to <0xAB> byte pieces like any character the
+ * vocabulary lacks. U+0000 never gets a piece (C strings, and llama2.c, could
+ * not hold it).
+ *
+ * The vocabulary comes out in SentencePiece's layout: 0 <unk>, 1 <s>, 2 </s>,
+ * 3..258 the bytes <0x00>..<0xFF>, then the merged pieces in the order they
+ * were made (scores 0, -1, -2, ...), then the characters, most frequent first,
+ * with the scores that follow. A character's score does not matter: no merge
+ * can make a single character. */
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: tokenizer encode|decode [options]\n"
-            "  encode  read text on stdin; print one line of space-separated ids per input line\n"
-            "  decode  read lines of space-separated ids on stdin; print the text of each line\n"
-            "options:\n"
-            "  -z FILE   tokenizer: a llama2.c tokenizer.bin or a lamp model file (default tokenizer.bin)\n"
-            "  --bos     encode: put the BOS id first\n"
-            "  --eos     encode: put the EOS id last\n"
-            "  -v        print lines, bytes, tokens, time and speed on stderr\n"
-            "  -h        this help\n");
-}
+#define MAX_PIECE_CHARS 16      /* SentencePiece's max_sentencepiece_length */
+#define N_FIXED_PIECES 259      /* <unk>, <s>, </s> and the 256 byte pieces */
+#define MAX_TRAIN_VOCAB 1000000 /* a sanity limit; Llama 3 has 128,256 pieces */
 
 static double seconds_now(void) {
     struct timespec ts;
@@ -582,12 +676,858 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The code point of the valid UTF-8 character s[0..len). The first byte
+ * keeps 7, 5, 4 or 3 bits (0x7F >> len covers the three multi-byte cases);
+ * each continuation byte adds 6. */
+static uint32_t code_point(const unsigned char *s, int len) {
+    if (len == 1) return s[0];
+    uint32_t cp = s[0] & (0x7Fu >> len);
+    for (int i = 1; i < len; i++) cp = (cp << 6) | (s[i] & 0x3Fu);
+    return cp;
+}
+
+/* Unicode scripts, simplified. SentencePiece looks every character up in the
+ * full Unicode Scripts.txt; this table names the blocks of the scripts most
+ * text is written in and calls everything else Common (digits, punctuation,
+ * symbols, emoji: what Unicode calls Common, too). A few punctuation marks
+ * inside a script's block count as that script here; that is the whole
+ * difference. SCRIPT_NONE is for characters that take the script of their
+ * neighbours: ▁ and the combining marks (Unicode's "Inherited"). */
+enum {
+    SCRIPT_NONE = -1, SCRIPT_COMMON, SCRIPT_LATIN, SCRIPT_GREEK, SCRIPT_CYRILLIC,
+    SCRIPT_ARMENIAN, SCRIPT_HEBREW, SCRIPT_ARABIC, SCRIPT_SYRIAC, SCRIPT_THAANA,
+    SCRIPT_DEVANAGARI, SCRIPT_BENGALI, SCRIPT_GURMUKHI, SCRIPT_GUJARATI, SCRIPT_ORIYA,
+    SCRIPT_TAMIL, SCRIPT_TELUGU, SCRIPT_KANNADA, SCRIPT_MALAYALAM, SCRIPT_SINHALA,
+    SCRIPT_THAI, SCRIPT_LAO, SCRIPT_TIBETAN, SCRIPT_MYANMAR, SCRIPT_GEORGIAN,
+    SCRIPT_HANGUL, SCRIPT_ETHIOPIC, SCRIPT_KHMER, SCRIPT_MONGOLIAN,
+    SCRIPT_HAN,             /* with Hiragana and Katakana, as SentencePiece does */
+};
+
+static const struct { uint32_t first, last; int script; } SCRIPT_RANGES[] = {
+    {0x0041, 0x005A, SCRIPT_LATIN},    {0x0061, 0x007A, SCRIPT_LATIN},
+    {0x00AA, 0x00AA, SCRIPT_LATIN},    {0x00BA, 0x00BA, SCRIPT_LATIN},
+    {0x00C0, 0x00D6, SCRIPT_LATIN},    {0x00D8, 0x00F6, SCRIPT_LATIN},
+    {0x00F8, 0x02AF, SCRIPT_LATIN},    {0x0300, 0x036F, SCRIPT_NONE},
+    {0x0370, 0x03FF, SCRIPT_GREEK},    {0x0400, 0x052F, SCRIPT_CYRILLIC},
+    {0x0531, 0x058F, SCRIPT_ARMENIAN}, {0x0591, 0x05FF, SCRIPT_HEBREW},
+    {0x0600, 0x064A, SCRIPT_ARABIC},   {0x064B, 0x065F, SCRIPT_NONE},
+    {0x0660, 0x066F, SCRIPT_ARABIC},   {0x0670, 0x0670, SCRIPT_NONE},
+    {0x0671, 0x06FF, SCRIPT_ARABIC},   {0x0700, 0x074F, SCRIPT_SYRIAC},
+    {0x0750, 0x077F, SCRIPT_ARABIC},   {0x0780, 0x07BF, SCRIPT_THAANA},
+    {0x0900, 0x097F, SCRIPT_DEVANAGARI}, {0x0980, 0x09FF, SCRIPT_BENGALI},
+    {0x0A00, 0x0A7F, SCRIPT_GURMUKHI}, {0x0A80, 0x0AFF, SCRIPT_GUJARATI},
+    {0x0B00, 0x0B7F, SCRIPT_ORIYA},    {0x0B80, 0x0BFF, SCRIPT_TAMIL},
+    {0x0C00, 0x0C7F, SCRIPT_TELUGU},   {0x0C80, 0x0CFF, SCRIPT_KANNADA},
+    {0x0D00, 0x0D7F, SCRIPT_MALAYALAM}, {0x0D80, 0x0DFF, SCRIPT_SINHALA},
+    {0x0E00, 0x0E7F, SCRIPT_THAI},     {0x0E80, 0x0EFF, SCRIPT_LAO},
+    {0x0F00, 0x0FFF, SCRIPT_TIBETAN},  {0x1000, 0x109F, SCRIPT_MYANMAR},
+    {0x10A0, 0x10FF, SCRIPT_GEORGIAN}, {0x1100, 0x11FF, SCRIPT_HANGUL},
+    {0x1200, 0x139F, SCRIPT_ETHIOPIC}, {0x1780, 0x17FF, SCRIPT_KHMER},
+    {0x1800, 0x18AF, SCRIPT_MONGOLIAN}, {0x1AB0, 0x1AFF, SCRIPT_NONE},
+    {0x1C80, 0x1C8F, SCRIPT_CYRILLIC}, {0x1DC0, 0x1DFF, SCRIPT_NONE},
+    {0x1E00, 0x1EFF, SCRIPT_LATIN},    {0x1F00, 0x1FFF, SCRIPT_GREEK},
+    {0x200C, 0x200D, SCRIPT_NONE},     /* zero-width non-joiner and joiner */
+    {0x20D0, 0x20FF, SCRIPT_NONE},     {0x2C60, 0x2C7F, SCRIPT_LATIN},
+    {0x2D00, 0x2D2F, SCRIPT_GEORGIAN}, {0x2DE0, 0x2DFF, SCRIPT_CYRILLIC},
+    {0x2E80, 0x2FDF, SCRIPT_HAN},      {0x3005, 0x3005, SCRIPT_HAN},
+    {0x3007, 0x3007, SCRIPT_HAN},      {0x3021, 0x3029, SCRIPT_HAN},
+    {0x302A, 0x302D, SCRIPT_NONE},     {0x3038, 0x303B, SCRIPT_HAN},
+    {0x3041, 0x3096, SCRIPT_HAN},      {0x3099, 0x309A, SCRIPT_NONE},
+    {0x309D, 0x309F, SCRIPT_HAN},      {0x30A1, 0x30FA, SCRIPT_HAN},
+    {0x30FC, 0x30FF, SCRIPT_HAN},      {0x3131, 0x318E, SCRIPT_HANGUL},
+    {0x31F0, 0x31FF, SCRIPT_HAN},      {0x3400, 0x4DBF, SCRIPT_HAN},
+    {0x4E00, 0x9FFF, SCRIPT_HAN},      {0xA640, 0xA69F, SCRIPT_CYRILLIC},
+    {0xA720, 0xA7FF, SCRIPT_LATIN},    {0xA960, 0xA97F, SCRIPT_HANGUL},
+    {0xAC00, 0xD7FF, SCRIPT_HANGUL},   {0xF900, 0xFAFF, SCRIPT_HAN},
+    {0xFB1D, 0xFB4F, SCRIPT_HEBREW},   {0xFB50, 0xFDFF, SCRIPT_ARABIC},
+    {0xFE00, 0xFE0F, SCRIPT_NONE},     /* variation selectors (emoji style) */
+    {0xFE20, 0xFE2F, SCRIPT_NONE},     {0xFE70, 0xFEFC, SCRIPT_ARABIC},
+    {0xFF21, 0xFF3A, SCRIPT_LATIN},    {0xFF41, 0xFF5A, SCRIPT_LATIN},
+    {0xFF66, 0xFF9D, SCRIPT_HAN},      {0xFFA0, 0xFFDC, SCRIPT_HANGUL},
+    {0x20000, 0x3FFFF, SCRIPT_HAN},    {0xE0100, 0xE01EF, SCRIPT_NONE},
+};
+
+/* The script of code point cp: a binary search of the (sorted) ranges. The
+ * space, which stands for ▁, has none. */
+static int script_of(uint32_t cp) {
+    if (cp == ' ') return SCRIPT_NONE;
+    int lo = 0, hi = (int)(sizeof SCRIPT_RANGES / sizeof SCRIPT_RANGES[0]) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < SCRIPT_RANGES[mid].first) hi = mid - 1;
+        else if (cp > SCRIPT_RANGES[mid].last) lo = mid + 1;
+        else return SCRIPT_RANGES[mid].script;
+    }
+    return SCRIPT_COMMON;
+}
+
+/* A distinct word of the training text. */
+typedef struct {
+    size_t text;            /* offset of its bytes in Trainer.word_text ('▁' as ' ') */
+    int len;                /* bytes */
+    int64_t count;          /* occurrences in the text */
+    int first_symbol;       /* its symbols are Trainer.symbols[first_symbol ...], and
+                               the pairs between them Trainer.pairs[first_symbol ...] */
+    int n_symbols;          /* how many; shrinks as merges glue symbols together */
+} Word;
+
+/* A string the trainer deals with: a character, or a pair (the concatenation
+ * of two neighbouring symbols in some word), which may have become a piece. */
+typedef struct {
+    size_t text;            /* offset of its bytes in Trainer.string_text */
+    int len;                /* bytes */
+    int n_chars;            /* characters; a piece has at most MAX_PIECE_CHARS */
+    int script;             /* SCRIPT_NONE, or the one script of its letters */
+    uint64_t hash;          /* hash_bytes of its text */
+    int piece;              /* -1, or its number in the vocabulary being built:
+                               kept characters 0..n_kept-1, then the merges in
+                               the order they were made */
+    int64_t count;          /* a character: its occurrences in the text; a pair:
+                               its occurrences as neighbours, each word's
+                               multiplied by the word's count */
+    int64_t queued_count;   /* a pair: the count of its newest entry in the queue */
+    int *words;             /* a pair: the words it occurs in (a word may have
+                               lost it since; a piece's list is freed) */
+    int n_words;
+    size_t words_capacity;
+    int touched_step;       /* the last step that changed count */
+    int mark;               /* a pair: the mark of the last word that listed it
+                               (see count_pairs_in) */
+} TrainString;
+
+typedef struct {
+    int64_t count;          /* the pair's count when this entry was pushed */
+    int string;             /* the pair */
+} QueuedPair;
+
+typedef struct {
+    const char *name;       /* the text's name, for messages */
+    Word *words;
+    int n_words;
+    size_t words_capacity;
+    char *word_text;        /* every distinct word's bytes, one after another */
+    size_t word_text_len, word_text_capacity;
+    int *word_table;        /* hash table: word text -> index in words, -1 = empty */
+    size_t word_table_size;
+    int *symbols;           /* every word's symbols: indices in strings, or -1 for
+                               a character that has no piece */
+    int *pairs;             /* pairs[i]: the pair string of symbols[i] and symbols[i+1]
+                               (in the same word), or -1 if those may not merge */
+    TrainString *strings;
+    int n_strings;
+    size_t strings_capacity;
+    char *string_text;      /* every string's bytes; a string being looked up is
+                               "staged" after the last one */
+    size_t string_text_len, string_text_capacity;
+    int *string_table;      /* hash table: text -> index in strings, -1 = empty */
+    size_t string_table_size;
+    QueuedPair *queue;      /* the max-heap of pairs */
+    int queue_count;
+    size_t queue_capacity;
+    int *touched;           /* the pairs whose count changed in this step */
+    int n_touched;
+    size_t touched_capacity;
+    int step;               /* 0 while counting, then k + 1 while making piece k */
+    int mark;               /* the last mark handed out (see count_pairs_in) */
+    int n_kept_chars;       /* characters that got a piece */
+} Trainer;
+
+/* Make room for `needed` elements in an array that has room for *capacity;
+ * the capacity doubles, so appending n elements costs O(n) in all. */
+static void *reserve(void *array, size_t *capacity, size_t needed, size_t element_size) {
+    if (needed <= *capacity) return array;
+    size_t grown = *capacity ? *capacity : 16;
+    while (grown < needed) grown *= 2;
+    *capacity = grown;
+    return xrealloc(array, grown * element_size);
+}
+
+/* An empty hash table of `size` slots (a power of two). Both tables of the
+ * trainer use open addressing with linear probing, like the tokenizer's, and
+ * double when half full, which keeps probe sequences short. */
+static int *new_table(size_t size) {
+    int *table = xmalloc(size * sizeof(int));
+    for (size_t i = 0; i < size; i++) table[i] = -1;
+    return table;
+}
+
+static void grow_word_table(Trainer *tr) {
+    free(tr->word_table);
+    tr->word_table_size *= 2;
+    tr->word_table = new_table(tr->word_table_size);
+    size_t mask = tr->word_table_size - 1;
+    for (int w = 0; w < tr->n_words; w++) {
+        const Word *word = &tr->words[w];
+        size_t slot = hash_bytes(tr->word_text + word->text, (size_t)word->len) & mask;
+        while (tr->word_table[slot] >= 0) slot = (slot + 1) & mask;
+        tr->word_table[slot] = w;
+    }
+}
+
+static void grow_string_table(Trainer *tr) {
+    free(tr->string_table);
+    tr->string_table_size *= 2;
+    tr->string_table = new_table(tr->string_table_size);
+    size_t mask = tr->string_table_size - 1;
+    for (int i = 0; i < tr->n_strings; i++) {
+        size_t slot = tr->strings[i].hash & mask;
+        while (tr->string_table[slot] >= 0) slot = (slot + 1) & mask;
+        tr->string_table[slot] = i;
+    }
+}
+
+/* Count one occurrence of the word s[0..len). */
+static void add_word(Trainer *tr, const char *s, int len) {
+    size_t mask = tr->word_table_size - 1;
+    size_t slot = hash_bytes(s, (size_t)len) & mask;
+    for (; tr->word_table[slot] >= 0; slot = (slot + 1) & mask) {
+        Word *word = &tr->words[tr->word_table[slot]];
+        if (word->len == len && memcmp(tr->word_text + word->text, s, (size_t)len) == 0) {
+            word->count++;
+            return;
+        }
+    }
+    tr->words = reserve(tr->words, &tr->words_capacity, (size_t)tr->n_words + 1, sizeof(Word));
+    tr->word_text = reserve(tr->word_text, &tr->word_text_capacity, tr->word_text_len + (size_t)len, 1);
+    memcpy(tr->word_text + tr->word_text_len, s, (size_t)len);
+    tr->words[tr->n_words] = (Word){tr->word_text_len, len, 1, 0, 0};
+    tr->word_text_len += (size_t)len;
+    tr->word_table[slot] = tr->n_words++;
+    if (2 * (size_t)tr->n_words > tr->word_table_size) grow_word_table(tr);
+}
+
+/* Room to stage a string of len bytes after the last one in string_text.
+ * (Call it before taking pointers into string_text: it may move it.) */
+static char *staging_area(Trainer *tr, int len) {
+    tr->string_text = reserve(tr->string_text, &tr->string_text_capacity,
+                              tr->string_text_len + (size_t)len, 1);
+    return tr->string_text + tr->string_text_len;
+}
+
+/* Look up the len bytes staged in string_text. Returns the string's index,
+ * or, if there is none: -1 when !create, else a new string with these bytes
+ * (and the given n_chars and script). */
+static int find_staged_string(Trainer *tr, int len, int create, int n_chars, int script) {
+    const char *text = tr->string_text + tr->string_text_len;
+    uint64_t hash = hash_bytes(text, (size_t)len);
+    size_t mask = tr->string_table_size - 1;
+    size_t slot = hash & mask;
+    for (; tr->string_table[slot] >= 0; slot = (slot + 1) & mask) {
+        int i = tr->string_table[slot];
+        const TrainString *s = &tr->strings[i];
+        if (s->hash == hash && s->len == len &&
+            memcmp(tr->string_text + s->text, text, (size_t)len) == 0)
+            return i;
+    }
+    if (!create) return -1;
+    tr->strings = reserve(tr->strings, &tr->strings_capacity, (size_t)tr->n_strings + 1,
+                          sizeof(TrainString));
+    TrainString *s = &tr->strings[tr->n_strings];
+    memset(s, 0, sizeof *s);
+    s->text = tr->string_text_len;
+    s->len = len;
+    s->n_chars = n_chars;
+    s->script = script;
+    s->hash = hash;
+    s->piece = -1;
+    s->touched_step = -1;
+    s->mark = -1;
+    tr->string_text_len += (size_t)len;         /* the staged bytes stay: committed */
+    tr->string_table[slot] = tr->n_strings++;
+    if (2 * (size_t)tr->n_strings > tr->string_table_size) grow_string_table(tr);
+    return tr->n_strings - 1;
+}
+
+/* The pair string of neighbouring symbols a and b: its index, or -1 when the
+ * two may not merge (see the rules above) or when the pair is not known yet
+ * and !create. */
+static int pair_string(Trainer *tr, int a, int b, int create) {
+    if (a < 0 || b < 0) return -1;              /* a character without a piece */
+    int n_chars = tr->strings[a].n_chars + tr->strings[b].n_chars;
+    if (n_chars > MAX_PIECE_CHARS) return -1;
+    int left_script = tr->strings[a].script, right_script = tr->strings[b].script;
+    if (left_script != SCRIPT_NONE && right_script != SCRIPT_NONE && left_script != right_script)
+        return -1;                              /* two scripts in one piece */
+    int left_len = tr->strings[a].len, right_len = tr->strings[b].len;
+    char *staged = staging_area(tr, left_len + right_len);
+    memcpy(staged, tr->string_text + tr->strings[a].text, (size_t)left_len);
+    memcpy(staged + left_len, tr->string_text + tr->strings[b].text, (size_t)right_len);
+    return find_staged_string(tr, left_len + right_len, create, n_chars,
+                              left_script != SCRIPT_NONE ? left_script : right_script);
+}
+
+/* Add delta to a pair's count and remember that it changed in this step. */
+static void change_count(Trainer *tr, int pair, int64_t delta) {
+    TrainString *s = &tr->strings[pair];
+    s->count += delta;
+    if (s->touched_step != tr->step) {
+        s->touched_step = tr->step;
+        tr->touched = reserve(tr->touched, &tr->touched_capacity, (size_t)tr->n_touched + 1, sizeof(int));
+        tr->touched[tr->n_touched++] = pair;
+    }
+}
+
+/* A string's bytes as SentencePiece has them, with ▁ as its UTF-8 bytes
+ * E2 96 81 instead of the space we store; returns the length. (out has room
+ * for a piece: MAX_PIECE_CHARS characters of at most 4 bytes.) */
+static int sentencepiece_bytes(const Trainer *tr, const TrainString *s, unsigned char *out) {
+    const char *text = tr->string_text + s->text;
+    int n = 0;
+    for (int i = 0; i < s->len; i++) {
+        if (text[i] == ' ') {
+            memcpy(out + n, "\xE2\x96\x81", 3);
+            n += 3;
+        } else {
+            out[n++] = (unsigned char)text[i];
+        }
+    }
+    return n;
+}
+
+/* The queue order: the higher count first; on equal counts the string with
+ * fewer characters, then the one whose UTF-8 bytes sort first (with ▁ as
+ * E2 96 81, as in SentencePiece, so that ties go the same way there and
+ * here). Two entries of the same pair with the same count are equivalent. */
+static int queued_first(const Trainer *tr, QueuedPair a, QueuedPair b) {
+    if (a.count != b.count) return a.count > b.count;
+    const TrainString *x = &tr->strings[a.string], *y = &tr->strings[b.string];
+    if (x->n_chars != y->n_chars) return x->n_chars < y->n_chars;
+    unsigned char x_bytes[4 * MAX_PIECE_CHARS], y_bytes[4 * MAX_PIECE_CHARS];
+    int x_len = sentencepiece_bytes(tr, x, x_bytes), y_len = sentencepiece_bytes(tr, y, y_bytes);
+    int order = memcmp(x_bytes, y_bytes, (size_t)(x_len < y_len ? x_len : y_len));
+    return order != 0 ? order < 0 : x_len < y_len;
+}
+
+static void queue_push(Trainer *tr, QueuedPair item) {
+    tr->queue = reserve(tr->queue, &tr->queue_capacity, (size_t)tr->queue_count + 1, sizeof(QueuedPair));
+    int i = tr->queue_count++;                      /* sift up */
+    while (i > 0 && queued_first(tr, item, tr->queue[(i - 1) / 2])) {
+        tr->queue[i] = tr->queue[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    tr->queue[i] = item;
+}
+
+static QueuedPair queue_pop(Trainer *tr) {
+    QueuedPair top = tr->queue[0];
+    QueuedPair last = tr->queue[--tr->queue_count];
+    int i = 0;                                      /* sift down */
+    for (;;) {
+        int child = 2 * i + 1;
+        if (child >= tr->queue_count) break;
+        if (child + 1 < tr->queue_count && queued_first(tr, tr->queue[child + 1], tr->queue[child]))
+            child++;
+        if (!queued_first(tr, tr->queue[child], last)) break;
+        tr->queue[i] = tr->queue[child];
+        i = child;
+    }
+    if (tr->queue_count > 0) tr->queue[i] = last;
+    return top;
+}
+
+/* End of a step: queue every pair whose count changed, with its new count.
+ * A count of 0 is queued too: when no pair occurs any more, the trainer goes
+ * on, as SentencePiece does, with pairs that occurred earlier in training. */
+static void queue_touched_pairs(Trainer *tr) {
+    for (int i = 0; i < tr->n_touched; i++) {
+        TrainString *s = &tr->strings[tr->touched[i]];
+        if (s->piece >= 0 || s->count == s->queued_count) continue;
+        s->queued_count = s->count;
+        queue_push(tr, (QueuedPair){s->count, tr->touched[i]});
+    }
+    tr->n_touched = 0;
+}
+
+/* The most frequent pair, or -1 if no pair is left. */
+static int pop_most_frequent_pair(Trainer *tr) {
+    while (tr->queue_count > 0) {
+        QueuedPair top = queue_pop(tr);
+        const TrainString *s = &tr->strings[top.string];
+        if (s->piece < 0 && top.count == s->count) return top.string;
+        /* stale: the pair is a piece now, or its count changed since this
+         * entry was pushed (and a newer entry has its current count) */
+    }
+    return -1;
+}
+
+/* Count the pairs of word w into the statistics, and list w with every pair
+ * that does not carry the mark `already_listed`; the pairs listed get that
+ * mark. (A mark is a number used for one word only, so a pair that occurs
+ * twice in a word is listed once.) */
+static void count_pairs_in(Trainer *tr, int w, int already_listed) {
+    const Word *word = &tr->words[w];
+    const int *pair = tr->pairs + word->first_symbol;
+    for (int i = 0; i + 1 < word->n_symbols; i++) {
+        if (pair[i] < 0) continue;
+        change_count(tr, pair[i], word->count);
+        TrainString *s = &tr->strings[pair[i]];
+        if (s->mark == already_listed) continue;
+        s->mark = already_listed;
+        s->words = reserve(s->words, &s->words_capacity, (size_t)s->n_words + 1, sizeof(int));
+        s->words[s->n_words++] = w;
+    }
+}
+
+/* Does word w still contain pair p? (Its list may hold words it has left.) */
+static int word_has_pair(const Trainer *tr, int w, int p) {
+    const Word *word = &tr->words[w];
+    const int *pair = tr->pairs + word->first_symbol;
+    for (int i = 0; i + 1 < word->n_symbols; i++)
+        if (pair[i] == p) return 1;
+    return 0;
+}
+
+/* Word w contains a pair that has just become a piece: take its pairs out of
+ * the counts, merge its symbols as the encoder would, count its new pairs in.
+ *
+ * The merging is the encoder's rule, written plainly: while some neighbouring
+ * pair is a piece, merge the one made earliest (the highest score), the
+ * leftmost of equals. Before this step no neighbours of any word formed a
+ * piece (each word was left that way), so the merges start with the new
+ * piece; a merge can make a neighbour pair that is an older piece, and the
+ * loop takes that too, as the encoder would. */
+static void resegment_word(Trainer *tr, int w) {
+    Word *word = &tr->words[w];
+    int *symbol = tr->symbols + word->first_symbol;
+    int *pair = tr->pairs + word->first_symbol;
+    int n = word->n_symbols;
+    int old_pairs = ++tr->mark;     /* marks the pairs w had: it is in their lists already */
+    for (int i = 0; i + 1 < n; i++) {
+        if (pair[i] < 0) continue;
+        change_count(tr, pair[i], -word->count);
+        tr->strings[pair[i]].mark = old_pairs;
+    }
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i + 1 < n; i++) {
+            if (pair[i] < 0 || tr->strings[pair[i]].piece < 0) continue;
+            if (best < 0 || tr->strings[pair[i]].piece < tr->strings[pair[best]].piece) best = i;
+        }
+        if (best < 0) break;
+        symbol[best] = pair[best];                  /* symbol[best] absorbs symbol[best+1] */
+        memmove(symbol + best + 1, symbol + best + 2, (size_t)(n - best - 2) * sizeof(int));
+        memmove(pair + best, pair + best + 1, (size_t)(n - best - 2) * sizeof(int));
+        n--;
+        if (best > 0) pair[best - 1] = pair_string(tr, symbol[best - 1], symbol[best], 1);
+        if (best + 1 < n) pair[best] = pair_string(tr, symbol[best], symbol[best + 1], 1);
+    }
+    word->n_symbols = n;
+    count_pairs_in(tr, w, old_pairs);
+}
+
+/* Split the text into lines, normalise each as the encoder does (dummy
+ * prefix, '▁' as space, malformed bytes as U+FFFD) and count its words: each
+ * word runs from a space up to the next one. */
+static void count_words(Trainer *tr, const char *text, size_t len, long *n_lines, int64_t *n_words) {
+    char *line = NULL;
+    size_t line_capacity = 0;
+    *n_lines = 0;
+    *n_words = 0;
+    for (size_t start = 0; start < len;) {
+        const char *newline = memchr(text + start, '\n', len - start);
+        size_t end = newline ? (size_t)(newline - text) : len;
+        (*n_lines)++;
+        if (end > start) {
+            line = reserve(line, &line_capacity, 3 * (end - start) + 4, 1);
+            size_t n = 0;
+            line[n++] = ' ';                        /* the dummy prefix */
+            for (size_t i = start; i < end;) {
+                size_t used;
+                n += (size_t)normalize_char((const unsigned char *)text + i, end - i, line + n, &used);
+                i += used;
+            }
+            if (n > (size_t)INT_MAX / 2) fatal("%s: line %ld is too long", tr->name, *n_lines);
+            for (size_t word_start = 0; word_start < n;) {
+                size_t word_end = word_start + 1;
+                while (word_end < n && line[word_end] != ' ') word_end++;
+                add_word(tr, line + word_start, (int)(word_end - word_start));
+                (*n_words)++;
+                word_start = word_end;
+            }
+        }
+        start = end + 1;
+    }
+    free(line);
+}
+
+typedef struct {
+    int64_t count;
+    uint32_t code_point;    /* for sorting: ▁ (stored as ' ') as U+2581 */
+    int string;
+} CharCount;
+
+/* Most frequent first; equal counts by code point, as SentencePiece. */
+static int compare_char_counts(const void *pa, const void *pb) {
+    const CharCount *a = pa, *b = pb;
+    if (a->count != b->count) return a->count > b->count ? -1 : 1;
+    return (a->code_point > b->code_point) - (a->code_point < b->code_point);
+}
+
+/* Count the characters of all words, give the most frequent ones pieces
+ * (numbers 0, 1, ... in order of frequency) until they cover
+ * character_coverage of the text, and write the kept ones' strings, in that
+ * order, to *kept. Returns how many characters occur. */
+static int choose_characters(Trainer *tr, double character_coverage, int **kept) {
+    int64_t total = 0;
+    for (int w = 0; w < tr->n_words; w++) {
+        Word *word = &tr->words[w];
+        for (int pos = 0; pos < word->len;) {
+            const unsigned char *c = (const unsigned char *)tr->word_text + word->text + pos;
+            int len = utf8_length(c, (size_t)(word->len - pos));   /* valid: normalised */
+            pos += len;
+            word->n_symbols++;
+            if (len == 1 && c[0] == 0) continue;   /* U+0000 gets no piece */
+            memcpy(staging_area(tr, len), c, (size_t)len);
+            int s = find_staged_string(tr, len, 1, 1, script_of(code_point(c, len)));
+            tr->strings[s].count += word->count;
+            total += word->count;
+        }
+    }
+    int n_chars = tr->n_strings;                    /* so far every string is a character */
+    CharCount *chars = xmalloc((size_t)n_chars * sizeof(CharCount));
+    for (int i = 0; i < n_chars; i++) {
+        const TrainString *s = &tr->strings[i];
+        const unsigned char *c = (const unsigned char *)tr->string_text + s->text;
+        chars[i] = (CharCount){s->count, c[0] == ' ' ? 0x2581u : code_point(c, s->len), i};
+    }
+    qsort(chars, (size_t)n_chars, sizeof(CharCount), compare_char_counts);
+    /* SentencePiece's loop: keep characters while the ones kept so far cover
+     * less than character_coverage of all characters. (It compares in float;
+     * so do we, to keep the same characters.) */
+    *kept = xmalloc((size_t)n_chars * sizeof(int) + 1);
+    int64_t covered = 0;
+    tr->n_kept_chars = 0;
+    for (int i = 0; i < n_chars; i++) {
+        if ((float)((double)covered / (double)total) >= (float)character_coverage) break;
+        covered += chars[i].count;
+        tr->strings[chars[i].string].piece = tr->n_kept_chars;
+        (*kept)[tr->n_kept_chars++] = chars[i].string;
+    }
+    free(chars);
+    return n_chars;
+}
+
+/* Turn every word into one symbol per character (the character's string,
+ * or -1 for a character that has no piece), and find the pairs between them. */
+static void make_symbols(Trainer *tr) {
+    size_t total = 0;
+    for (int w = 0; w < tr->n_words; w++) {
+        tr->words[w].first_symbol = (int)total;
+        total += (size_t)tr->words[w].n_symbols;
+        if (total > (size_t)INT_MAX) fatal("%s: too many distinct words to train on", tr->name);
+    }
+    tr->symbols = xmalloc(total * sizeof(int));
+    tr->pairs = xmalloc(total * sizeof(int));
+    for (int w = 0; w < tr->n_words; w++) {
+        const Word *word = &tr->words[w];
+        int *symbol = tr->symbols + word->first_symbol;
+        for (int pos = 0; pos < word->len;) {
+            const char *c = tr->word_text + word->text + pos;
+            int len = utf8_length((const unsigned char *)c, (size_t)(word->len - pos));
+            memcpy(staging_area(tr, len), c, (size_t)len);
+            int s = find_staged_string(tr, len, 0, 1, SCRIPT_COMMON);  /* only a lookup */
+            *symbol++ = (s >= 0 && tr->strings[s].piece >= 0) ? s : -1;
+            pos += len;
+        }
+        int *pair = tr->pairs + word->first_symbol;
+        symbol = tr->symbols + word->first_symbol;
+        for (int i = 0; i + 1 < word->n_symbols; i++) pair[i] = pair_string(tr, symbol[i], symbol[i + 1], 1);
+    }
+}
+
+/* Print a piece for people: ▁ for the space, \xAB for control bytes. */
+static void print_piece(FILE *out, const char *s, int len) {
+    fputc('"', out);
+    for (int i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ') fputs("\xE2\x96\x81", out);
+        else if (c < 0x20 || c == 0x7F || c == '"' || c == '\\') fprintf(out, "\\x%02X", c);
+        else fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+/* The id a symbol of the trainer gets in the vocabulary (the layout above). */
+static int final_id(const Trainer *tr, int n_merges, int string) {
+    int piece = tr->strings[string].piece;
+    return piece < tr->n_kept_chars ? N_FIXED_PIECES + n_merges + piece
+                                    : N_FIXED_PIECES + piece - tr->n_kept_chars;
+}
+
+static void set_piece(Tokenizer *t, int id, const char *text, int len, float score, int type) {
+    t->pieces[id] = xmalloc((size_t)len + 1);
+    memcpy(t->pieces[id], text, (size_t)len);
+    t->pieces[id][len] = '\0';
+    t->piece_lengths[id] = len;
+    t->scores[id] = score;
+    t->types[id] = (unsigned char)type;
+    if (len > t->max_piece_length) t->max_piece_length = len;
+}
+
+void tokenizer_train(Tokenizer *t, const char *text, size_t len, const TrainOptions *options,
+                     const char *name, TrainedWords *trained) {
+    double start = seconds_now();
+    int verbose = options->verbose;
+    if (options->vocab_size < N_FIXED_PIECES || options->vocab_size > MAX_TRAIN_VOCAB)
+        fatal("vocabulary size %d is not sane: expected %d to %d pieces", options->vocab_size,
+              N_FIXED_PIECES, MAX_TRAIN_VOCAB);
+    if (!(options->character_coverage > 0 && options->character_coverage <= 1))
+        fatal("character coverage %g is not in (0, 1]", options->character_coverage);
+
+    Trainer tr;
+    memset(&tr, 0, sizeof tr);
+    tr.name = name;
+    tr.word_table_size = 1024;
+    tr.word_table = new_table(tr.word_table_size);
+    tr.string_table_size = 1024;
+    tr.string_table = new_table(tr.string_table_size);
+
+    /* 1. Words and characters. */
+    long n_lines;
+    int64_t n_words_total;
+    count_words(&tr, text, len, &n_lines, &n_words_total);
+    int *kept_chars;
+    int n_chars = choose_characters(&tr, options->character_coverage, &kept_chars);
+    if (tr.n_kept_chars == 0) fatal("%s: there is no text to learn from", name);
+    int smallest = N_FIXED_PIECES + tr.n_kept_chars;
+    if (options->vocab_size < smallest)
+        fatal("vocabulary size %d is too small for %s: the %d special and byte pieces and the "
+              "%d characters kept need %d", options->vocab_size, name, N_FIXED_PIECES,
+              tr.n_kept_chars, smallest);
+    if (verbose)
+        fprintf(stderr, "train: %s: %ld lines, %lld words, %d distinct; %d characters, %d kept "
+                "(coverage %g), the rest fall back to bytes\n", name, n_lines,
+                (long long)n_words_total, tr.n_words, n_chars, tr.n_kept_chars,
+                options->character_coverage);
+    make_symbols(&tr);
+
+    /* 2. The pairs of every word, counted once. */
+    for (int w = 0; w < tr.n_words; w++) count_pairs_in(&tr, w, ++tr.mark);
+    queue_touched_pairs(&tr);
+
+    /* 3. Merge, one new piece per step. */
+    int n_merges = options->vocab_size - smallest;
+    int *merges = xmalloc((size_t)n_merges * sizeof(int) + 1);
+    int report_every = n_merges / 10 > 0 ? n_merges / 10 : 1;
+    for (int k = 0; k < n_merges; k++) {
+        int best = pop_most_frequent_pair(&tr);
+        if (best < 0)
+            fatal("%s has only %d different pairs to merge, so at most %d pieces (asked for "
+                  "%d): use a smaller vocabulary or more text", name, k, smallest + k,
+                  options->vocab_size);
+        int64_t best_count = tr.strings[best].count;
+        tr.strings[best].piece = tr.n_kept_chars + k;
+        merges[k] = best;
+        tr.step = k + 1;
+        /* Re-segment the words that contain the pair. Detach the list first:
+         * re-segmenting adds strings, which may move tr.strings. */
+        int *list = tr.strings[best].words, n_list = tr.strings[best].n_words;
+        tr.strings[best].words = NULL;
+        tr.strings[best].n_words = 0;
+        for (int i = 0; i < n_list; i++)
+            if (word_has_pair(&tr, list[i], best)) resegment_word(&tr, list[i]);
+        free(list);
+        queue_touched_pairs(&tr);
+        if (verbose && ((k + 1) % report_every == 0 || k + 1 == n_merges)) {
+            const TrainString *s = &tr.strings[best];
+            fprintf(stderr, "train: %d/%d merges, %.2f s, last ", k + 1, n_merges, seconds_now() - start);
+            print_piece(stderr, tr.string_text + s->text, s->len);
+            fprintf(stderr, " (count %lld)\n", (long long)best_count);
+        }
+    }
+
+    /* 4. The vocabulary, in SentencePiece's layout. */
+    memset(t, 0, sizeof *t);
+    alloc_pieces(t, options->vocab_size);
+    t->add_dummy_prefix = 1;
+    set_piece(t, 0, "<unk>", 5, 0, PIECE_UNKNOWN);
+    set_piece(t, 1, "<s>", 3, 0, PIECE_CONTROL);
+    set_piece(t, 2, "</s>", 4, 0, PIECE_CONTROL);
+    for (int b = 0; b < 256; b++) {
+        char byte_piece[8];
+        snprintf(byte_piece, sizeof byte_piece, "<0x%02X>", b);
+        set_piece(t, 3 + b, byte_piece, 6, 0, PIECE_BYTE);
+    }
+    for (int k = 0; k < n_merges; k++) {
+        const TrainString *s = &tr.strings[merges[k]];
+        set_piece(t, N_FIXED_PIECES + k, tr.string_text + s->text, s->len, (float)-k, PIECE_NORMAL);
+    }
+    for (int c = 0; c < tr.n_kept_chars; c++) {
+        const TrainString *s = &tr.strings[kept_chars[c]];
+        set_piece(t, N_FIXED_PIECES + n_merges + c, tr.string_text + s->text, s->len,
+                  (float)-(n_merges + c), PIECE_NORMAL);
+    }
+    finish_loading(t, name);
+    t->bos_id = 1;
+    t->eos_id = 2;
+    if (verbose)
+        fprintf(stderr, "train: %d pieces: 3 special, 256 bytes, %d merges, %d characters; %.2f s\n",
+                t->vocab_size, n_merges, tr.n_kept_chars, seconds_now() - start);
+
+    /* The trainer's final segmentation, for tests: each word's ids, with a
+     * character that has no piece as its bytes (as the encoder falls back). */
+    if (trained) {
+        trained->n_words = tr.n_words;
+        trained->words = xcalloc((size_t)tr.n_words, sizeof(TrainedWord));
+        for (int w = 0; w < tr.n_words; w++) {
+            const Word *word = &tr.words[w];
+            TrainedWord *out = &trained->words[w];
+            out->len = word->len;
+            out->text = xmalloc((size_t)word->len + 1);
+            memcpy(out->text, tr.word_text + word->text, (size_t)word->len);
+            out->text[word->len] = '\0';
+            out->count = word->count;
+            out->ids = xmalloc((size_t)word->len * sizeof(int));
+            const int *symbol = tr.symbols + word->first_symbol;
+            int pos = 0;
+            for (int i = 0; i < word->n_symbols; i++) {
+                if (symbol[i] >= 0) {
+                    out->ids[out->n_ids++] = final_id(&tr, n_merges, symbol[i]);
+                    pos += tr.strings[symbol[i]].len;
+                    continue;
+                }
+                const unsigned char *c = (const unsigned char *)tr.word_text + word->text + pos;
+                int char_len = utf8_length(c, (size_t)(word->len - pos));
+                for (int b = 0; b < char_len; b++) out->ids[out->n_ids++] = t->byte_ids[c[b]];
+                pos += char_len;
+            }
+        }
+    }
+
+    for (int i = 0; i < tr.n_strings; i++) free(tr.strings[i].words);
+    free(tr.strings);
+    free(tr.string_text);
+    free(tr.string_table);
+    free(tr.words);
+    free(tr.word_text);
+    free(tr.word_table);
+    free(tr.symbols);
+    free(tr.pairs);
+    free(tr.queue);
+    free(tr.touched);
+    free(merges);
+    free(kept_chars);
+}
+
+void trained_words_free(TrainedWords *trained) {
+    for (int w = 0; w < trained->n_words; w++) {
+        free(trained->words[w].text);
+        free(trained->words[w].ids);
+    }
+    free(trained->words);
+    memset(trained, 0, sizeof *trained);
+}
+
+void tokenizer_save_bin(const Tokenizer *t, const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fatal("cannot write %s", path);
+    /* llama2.c writes BOS and EOS as "\n<s>\n" and "\n</s>\n" (section 4 of
+     * docs/format.md), which is how tokenizer_load_bin recognises them. */
+    uint32_t max_len = 6;
+    for (int id = 0; id < t->vocab_size; id++)
+        if ((uint32_t)t->piece_lengths[id] > max_len) max_len = (uint32_t)t->piece_lengths[id];
+    int ok = fwrite(&max_len, 4, 1, f) == 1;
+    for (int id = 0; id < t->vocab_size && ok; id++) {
+        const char *text = t->pieces[id];
+        uint32_t len = (uint32_t)t->piece_lengths[id];
+        if (t->types[id] == PIECE_CONTROL && id == t->bos_id) text = "\n<s>\n", len = 5;
+        else if (t->types[id] == PIECE_CONTROL && id == t->eos_id) text = "\n</s>\n", len = 6;
+        ok = fwrite(&t->scores[id], 4, 1, f) == 1 && fwrite(&len, 4, 1, f) == 1 &&
+             fwrite(text, 1, len, f) == len;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        fatal("cannot write %s (disk full?)", path);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The command-line tool. */
+#ifdef TOKENIZER_MAIN
+#include <unistd.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: tokenizer encode|decode|train [options]\n"
+            "  encode  read text on stdin; print one line of space-separated ids per input line\n"
+            "  decode  read lines of space-separated ids on stdin; print the text of each line\n"
+            "  train   learn a BPE vocabulary from a text file (one sentence per line) and\n"
+            "          write it as a llama2.c tokenizer.bin (docs/tokenizer.md)\n"
+            "options of encode and decode:\n"
+            "  -z FILE   tokenizer: a llama2.c tokenizer.bin or a lamp model file (default tokenizer.bin)\n"
+            "  --bos     encode: put the BOS id first\n"
+            "  --eos     encode: put the EOS id last\n"
+            "  -v        print lines, bytes, tokens, time and speed on stderr\n"
+            "options of train (all but the last are required):\n"
+            "  -i FILE                 the training text\n"
+            "  -o FILE                 the tokenizer.bin to write\n"
+            "  --vocab-size N          pieces in all: 3 special, 256 bytes, the characters, the merges\n"
+            "  --character-coverage F  in (0,1]: the characters that make up this share of the text get\n"
+            "                          pieces, the rarest others fall back to bytes [0.9995]\n"
+            "  -h        this help\n");
+}
+
+/* `./tokenizer train`: read the text, train, write the tokenizer.bin. */
+static int train_command(int argc, char **argv) {
+    const char *input = NULL, *output = NULL;
+    TrainOptions options = {0, 0.9995, 1};
+    for (int i = 2; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "-h") == 0 || strcmp(flag, "--help") == 0) { usage(stdout); return 0; }
+        if (strcmp(flag, "-i") != 0 && strcmp(flag, "-o") != 0 && strcmp(flag, "--vocab-size") != 0 &&
+            strcmp(flag, "--character-coverage") != 0)
+            fatal("unknown option '%s' for train (-h for help)", flag);
+        if (i + 1 >= argc) fatal("%s needs a value (-h for help)", flag);
+        const char *value = argv[++i];
+        char *end;
+        if (strcmp(flag, "-i") == 0) input = value;
+        else if (strcmp(flag, "-o") == 0) output = value;
+        else if (strcmp(flag, "--vocab-size") == 0) {
+            long n = strtol(value, &end, 10);
+            if (end == value || *end != '\0' || n < 259 || n > MAX_TRAIN_VOCAB)
+                fatal("--vocab-size '%s' is not a number of pieces from 259 to %d", value, MAX_TRAIN_VOCAB);
+            options.vocab_size = (int)n;
+        } else {
+            double f = strtod(value, &end);
+            if (end == value || *end != '\0' || !(f > 0 && f <= 1))
+                fatal("--character-coverage '%s' is not a number in (0, 1]", value);
+            options.character_coverage = f;
+        }
+    }
+    if (!input) fatal("train needs the text to learn from: -i FILE (-h for help)");
+    if (!output) fatal("train needs a file to write: -o FILE (-h for help)");
+    if (options.vocab_size == 0) fatal("train needs --vocab-size N (-h for help)");
+    /* Say now, not after training, if the output cannot be written: its
+     * directory must be writable, and so must the file if it exists. */
+    char *directory = xmalloc(strlen(output) + 2);
+    strcpy(directory, output);
+    char *slash = strrchr(directory, '/');
+    if (!slash) strcpy(directory, ".");
+    else slash[slash == directory] = '\0';          /* "/x" -> "/", "a/b/x" -> "a/b" */
+    if (access(directory, W_OK) != 0 || (access(output, F_OK) == 0 && access(output, W_OK) != 0))
+        fatal("cannot write %s", output);
+    free(directory);
+    double start = seconds_now();
+    size_t size;
+    char *text = read_whole_file(input, &size);
+    Tokenizer t;
+    tokenizer_train(&t, text, size, &options, input, NULL);
+    free(text);
+    tokenizer_save_bin(&t, output);
+    fprintf(stderr, "train: wrote %s (%d pieces); %.2f s in all\n", output, t.vocab_size,
+            seconds_now() - start);
+    tokenizer_free(&t);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) fatal("missing command: encode or decode (-h for help)");
+    if (argc < 2) fatal("missing command: encode, decode or train (-h for help)");
     const char *command = argv[1];
     if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) { usage(stdout); return 0; }
+    if (strcmp(command, "train") == 0) return train_command(argc, argv);
     if (strcmp(command, "encode") != 0 && strcmp(command, "decode") != 0)
-        fatal("unknown command '%s' (expected encode or decode; -h for help)", command);
+        fatal("unknown command '%s' (expected encode, decode or train; -h for help)", command);
     const char *path = "tokenizer.bin";
     int add_bos = 0, add_eos = 0, verbose = 0;
     for (int i = 2; i < argc; i++) {

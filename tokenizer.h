@@ -71,6 +71,47 @@ int *tokenizer_encode(const Tokenizer *t, const char *text, size_t len,
  * length in *len (byte pieces may be the byte 0x00). */
 const char *tokenizer_decode(const Tokenizer *t, int prev_id, int id, size_t *len);
 
+/* Training: learn a SentencePiece-style BPE vocabulary with byte fallback
+ * from text, one sentence per line (the algorithm is explained in
+ * tokenizer.c, "Training"; usage in docs/tokenizer.md). */
+typedef struct {
+    int vocab_size;             /* pieces in all: 3 special + 256 bytes + characters + merges */
+    double character_coverage;  /* in (0,1]: the most frequent characters that make up this
+                                   share of the text get pieces; the rest fall back to bytes
+                                   (SentencePiece's default is 0.9995) */
+    int verbose;                /* print progress and timing on stderr */
+} TrainOptions;
+
+/* The trainer's final segmentation of one distinct word of the text. */
+typedef struct {
+    char *text;                 /* the normalised word: a space (for '▁') and what follows */
+    int len;                    /* bytes of text */
+    int64_t count;              /* how often it occurs in the text */
+    int *ids;                   /* its pieces' ids; a character without a piece as its bytes */
+    int n_ids;
+} TrainedWord;
+typedef struct {
+    TrainedWord *words;         /* in order of first occurrence */
+    int n_words;
+} TrainedWords;
+
+/* Learn a vocabulary of options->vocab_size pieces from len bytes of text and
+ * fill `t` with it (ids 0 <unk>, 1 <s>, 2 </s>, 3..258 <0x00>..<0xFF>, then
+ * the merged pieces, then the characters). Same text and options, same
+ * vocabulary. `name` names the text in messages. If `trained` is not NULL it
+ * receives the segmentation of every distinct word, which encoding the text
+ * with `t` reproduces (free it with trained_words_free). Calls fatal() when
+ * the text is empty, or the vocabulary size is too small for its characters
+ * or larger than its pairs allow. */
+void tokenizer_train(Tokenizer *t, const char *text, size_t len, const TrainOptions *options,
+                     const char *name, TrainedWords *trained);
+void trained_words_free(TrainedWords *trained);
+
+/* Write `t` as a llama2.c tokenizer.bin (docs/format.md, 4) to path; BOS and
+ * EOS are written as llama2.c does ("\n<s>\n", "\n</s>\n"). Calls fatal()
+ * (removing the partial file) if writing fails. */
+void tokenizer_save_bin(const Tokenizer *t, const char *path);
+
 /* Print decoded bytes to a terminal without ever splitting a UTF-8 character:
  * bytes wait in `pending` until their code point is complete; a byte that
  * cannot start or continue a valid sequence is printed as U+FFFD, and ASCII

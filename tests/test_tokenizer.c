@@ -6,7 +6,10 @@
  * random bytes): the ids must be identical, and decoding the ids of every
  * valid-UTF-8 line must give the line back byte for byte. Smaller tests pin
  * the special ids, llama2.c's own test.c prompts, decode's leading-space
- * rule, the terminal printer and the loader's vocabulary-size check.
+ * rule, the terminal printer and the loader's vocabulary-size check. The
+ * training tests (tcase "train") check tokenizer_train and `./tokenizer
+ * train`: the vocabulary layout, determinism, that encoding the training text
+ * reproduces the trainer's own segmentation, round trips, and bad input.
  *
  * Run from the repository root (the paths below are relative to it):
  *   gcc -O2 -g -Wall -Wextra -I. tests/test_tokenizer.c tokenizer.c \
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/testutil.h"
 #include "tokenizer.h"
 
 #define TOKENIZER_BIN "tests/data/llama2/tokenizer.bin"
@@ -41,26 +45,10 @@ static Tokenizer *llama2(void) {
     return &t;
 }
 
-static char *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s (run the test from the repository root)", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        if (got == 0) break;
-        n += got;
-    }
-    ck_assert_msg(!ferror(f), "error reading %s", path);
-    fclose(f);
-    *size = n;
-    return buf;
+static char *slurp_or_fail(const char *path, size_t *size) {
+    char *data = slurp(path, size);
+    ck_assert_msg(data != NULL, "cannot open %s (run the test from the repository root)", path);
+    return data;
 }
 
 /* Strict UTF-8 check, written independently of tokenizer.c: no overlong
@@ -156,8 +144,8 @@ typedef struct {
 static Golden read_golden(void) {
     Golden g = {0};
     size_t in_size, ids_size;
-    g.in_data = slurp(GOLDEN_IN, &in_size);
-    g.ids_data = slurp(GOLDEN_IDS, &ids_size);
+    g.in_data = slurp_or_fail(GOLDEN_IN, &in_size);
+    g.ids_data = slurp_or_fail(GOLDEN_IDS, &ids_size);
     int cap = 1024;
     g.lines = malloc((size_t)cap * sizeof(GoldenLine));
     size_t ip = 0, dp = 0;
@@ -570,6 +558,487 @@ START_TEST(test_load_missing_file) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Training: tokenizer_train and `./tokenizer train`.
+ *
+ * The main training text is the first TRAIN_BYTES of valid.txt (whole lines).
+ * How the trainer compares with SentencePiece's is the business of
+ * tools/compare_tokenizer_training.py (`make test-python`); here the trainer
+ * is checked against its contract and against the encoder. */
+
+#define TRAIN_TEXT "data/tinystories/valid.txt"
+#define TRAIN_BYTES 65536
+#define TRAIN_VOCAB 700
+#define SHAKESPEARE "data/tinyshakespeare/input.txt"
+#define ARGS(...) ((char *const[]){__VA_ARGS__, NULL})   /* argv for run_program */
+
+/* The whole lines of path within its first max_bytes. */
+static char *read_lines(const char *path, size_t max_bytes, size_t *len) {
+    char *text = slurp_or_fail(path, len);
+    if (*len > max_bytes) {
+        *len = max_bytes;
+        while (*len > 0 && text[*len - 1] != '\n') (*len)--;
+    }
+    return text;
+}
+
+static void train(Tokenizer *t, const char *text, size_t len, int vocab_size, double coverage,
+                  TrainedWords *trained) {
+    TrainOptions options = {vocab_size, coverage, 0};
+    tokenizer_train(t, text, len, &options, "the test text", trained);
+}
+
+/* Call f(line, len, data) for each line of text, without its "\n". */
+static void for_each_line(const char *text, size_t len, void (*f)(const char *, size_t, void *),
+                          void *data) {
+    for (size_t start = 0; start < len;) {
+        const char *newline = memchr(text + start, '\n', len - start);
+        size_t end = newline ? (size_t)(newline - text) : len;
+        f(text + start, end - start, data);
+        start = end + 1;
+    }
+}
+
+static int contains_bytes(const char *s, size_t len, const char *needle, size_t needle_len) {
+    for (size_t i = 0; i + needle_len <= len; i++)
+        if (memcmp(s + i, needle, needle_len) == 0) return 1;
+    return 0;
+}
+
+/* Encoding the training text reproduces the trainer's final segmentation:
+ * each distinct word, encoded on its own, gives the trainer's ids for it (the
+ * word starts with its ▁, so the encoder must not add a dummy prefix), and
+ * the lines of the text encode to as many ids as that segmentation has. */
+typedef struct {
+    const Tokenizer *t;
+    int64_t n_ids;
+} IdCount;
+
+static void count_ids(const char *line, size_t len, void *data) {
+    IdCount *c = data;
+    int n;
+    free(tokenizer_encode(c->t, line, len, 0, 0, &n));
+    c->n_ids += n;
+}
+
+static void check_segmentation(Tokenizer *t, const TrainedWords *trained, const char *text, size_t len) {
+    int64_t trainer_ids = 0;
+    int n_fail = 0;
+    t->add_dummy_prefix = 0;
+    for (int w = 0; w < trained->n_words; w++) {
+        const TrainedWord *word = &trained->words[w];
+        ck_assert_msg(word->len > 0 && word->text[0] == ' ', "word %d does not start with its space", w);
+        int n;
+        int *ids = tokenizer_encode(t, word->text, (size_t)word->len, 0, 0, &n);
+        if ((n != word->n_ids || memcmp(ids, word->ids, (size_t)n * sizeof(int)) != 0) &&
+            ++n_fail <= MAX_REPORTED) {
+            fprintf(stderr, "word ");
+            escape_bytes(stderr, word->text, (size_t)word->len, 80);
+            fprintf(stderr, "\n  trainer: ");
+            print_id_window(stderr, t, word->ids, word->n_ids, 0, 16);
+            fprintf(stderr, "\n  encoder: ");
+            print_id_window(stderr, t, ids, n, 0, 16);
+            fputc('\n', stderr);
+        }
+        free(ids);
+        trainer_ids += word->count * word->n_ids;
+    }
+    t->add_dummy_prefix = 1;
+    ck_assert_msg(n_fail == 0, "%d of %d words encode differently from the trainer's segmentation of "
+                  "them (details on stderr)", n_fail, trained->n_words);
+    IdCount c = {t, 0};
+    for_each_line(text, len, count_ids, &c);
+    ck_assert_msg(c.n_ids == trainer_ids, "the text encodes to %lld ids, the trainer's segmentation of it "
+                  "has %lld", (long long)c.n_ids, (long long)trainer_ids);
+}
+
+/* decode(encode(line)) == line, for every valid-UTF-8 line without '▁'
+ * (which SentencePiece reads as a space). */
+typedef struct {
+    const Tokenizer *t;
+    int n_checked, n_fail;
+} RoundTrip;
+
+static void round_trip_line(const char *line, size_t len, void *data) {
+    RoundTrip *r = data;
+    if (!is_valid_utf8((const unsigned char *)line, len) || contains_bytes(line, len, "\xE2\x96\x81", 3))
+        return;
+    int n;
+    int *ids = tokenizer_encode(r->t, line, len, 0, 0, &n);
+    char *out = malloc(len + 1);
+    size_t out_len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t piece_len;
+        const char *piece = tokenizer_decode(r->t, i ? ids[i - 1] : -1, ids[i], &piece_len);
+        if (out_len + piece_len > len) { out_len = len + 1; break; }   /* longer than the line */
+        memcpy(out + out_len, piece, piece_len);
+        out_len += piece_len;
+    }
+    r->n_checked++;
+    if ((out_len != len || memcmp(out, line, len) != 0) && ++r->n_fail <= MAX_REPORTED) {
+        fprintf(stderr, "decode(encode(line)) differs from the line:\n  line:    ");
+        escape_bytes(stderr, line, len, 120);
+        fprintf(stderr, "\n  decoded: ");
+        escape_bytes(stderr, out, out_len > len ? len : out_len, 120);
+        fputc('\n', stderr);
+    }
+    free(out);
+    free(ids);
+}
+
+static void check_round_trip(const Tokenizer *t, const char *text, size_t len, int min_lines) {
+    RoundTrip r = {t, 0, 0};
+    for_each_line(text, len, round_trip_line, &r);
+    ck_assert_msg(r.n_checked >= min_lines, "only %d lines were checked", r.n_checked);
+    ck_assert_msg(r.n_fail == 0, "%d of %d lines do not survive decode(encode(line)); details on stderr",
+                  r.n_fail, r.n_checked);
+}
+
+static int count_chars(const char *s, int len) {
+    int n = 0;
+    for (int i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+START_TEST(test_train_layout) {
+    size_t len;
+    char *text = read_lines(TRAIN_TEXT, TRAIN_BYTES, &len);
+    Tokenizer t;
+    train(&t, text, len, TRAIN_VOCAB, 0.9995, NULL);
+    ck_assert_int_eq(t.vocab_size, TRAIN_VOCAB);
+    ck_assert_str_eq(t.pieces[0], "<unk>");
+    ck_assert_str_eq(t.pieces[1], "<s>");
+    ck_assert_str_eq(t.pieces[2], "</s>");
+    ck_assert_int_eq(t.types[0], PIECE_UNKNOWN);
+    ck_assert_int_eq(t.types[1], PIECE_CONTROL);
+    ck_assert_int_eq(t.types[2], PIECE_CONTROL);
+    ck_assert_int_eq(t.unk_id, 0);
+    ck_assert_int_eq(t.bos_id, 1);
+    ck_assert_int_eq(t.eos_id, 2);
+    ck_assert(t.add_dummy_prefix);
+    for (int b = 0; b < 256; b++) {
+        char expected[8];
+        snprintf(expected, sizeof expected, "<0x%02X>", b);
+        ck_assert_str_eq(t.pieces[3 + b], expected);
+        ck_assert_int_eq(t.types[3 + b], PIECE_BYTE);
+        ck_assert_int_eq(t.byte_ids[b], 3 + b);
+    }
+    /* The learned pieces: the merges, scored 0, -1, -2, ... (an earlier merge
+     * scores higher), then the single characters, the space (▁) first, as the
+     * most frequent; all normal, all different, all within SentencePiece's
+     * rules: at most 16 characters, ▁ only at the start, and (this text is
+     * ASCII) no letters together with digits or punctuation. */
+    int first_char = -1, longest = 0;
+    for (int id = 259; id < t.vocab_size; id++) {
+        const char *p = t.pieces[id];
+        int n_bytes = t.piece_lengths[id], n_chars = count_chars(p, n_bytes);
+        if (n_bytes > longest) longest = n_bytes;
+        ck_assert_int_eq(t.types[id], PIECE_NORMAL);
+        ck_assert_msg(t.scores[id] == (float)(259 - id), "piece %d has score %g", id, (double)t.scores[id]);
+        if (n_chars == 1 && first_char < 0) first_char = id;
+        ck_assert_msg(first_char < 0 || n_chars == 1,
+                      "piece %d \"%s\" (%d characters) comes after the single characters", id, p, n_chars);
+        ck_assert_msg(n_chars <= 16, "piece %d \"%s\" is longer than 16 characters", id, p);
+        ck_assert_msg(n_bytes > 0 && !memchr(p + 1, ' ', (size_t)n_bytes - 1),
+                      "piece %d \"%s\" has a space after its start", id, p);
+        int letters = 0, others = 0;
+        for (int i = 0; i < n_bytes; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (c == ' ' || c >= 0x80) continue;
+            if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') letters++;
+            else others++;
+        }
+        ck_assert_msg(!(letters && others), "piece %d \"%s\" mixes letters with digits or punctuation", id, p);
+        for (int other = 259; other < id; other++)
+            ck_assert_msg(strcmp(t.pieces[other], p) != 0, "pieces %d and %d are both \"%s\"", other, id, p);
+    }
+    ck_assert_msg(first_char > 300, "too few merges: the characters start at id %d", first_char);
+    ck_assert_str_eq(t.pieces[first_char], " ");
+    ck_assert_int_eq(t.max_piece_length, longest);
+    tokenizer_free(&t);
+    free(text);
+}
+END_TEST
+
+/* Same text and options, same vocabulary: in memory, and as files written
+ * by two runs of `./tokenizer train`, which load back to the vocabulary. */
+START_TEST(test_train_deterministic) {
+    size_t len;
+    char *text = read_lines(TRAIN_TEXT, TRAIN_BYTES, &len);
+    Tokenizer a, b;
+    train(&a, text, len, TRAIN_VOCAB, 0.9995, NULL);
+    train(&b, text, len, TRAIN_VOCAB, 0.9995, NULL);
+    for (int id = 0; id < TRAIN_VOCAB; id++) {
+        ck_assert_int_eq(a.piece_lengths[id], b.piece_lengths[id]);
+        ck_assert(memcmp(a.pieces[id], b.pieces[id], (size_t)a.piece_lengths[id]) == 0);
+        ck_assert(memcmp(&a.scores[id], &b.scores[id], sizeof(float)) == 0);
+        ck_assert_int_eq(a.types[id], b.types[id]);
+    }
+    tokenizer_free(&b);
+
+    char text_path[64], out_path[2][64], vocab[16];
+    snprintf(text_path, sizeof text_path, TMP_DIR "/train-text.%d", (int)getpid());
+    snprintf(vocab, sizeof vocab, "%d", TRAIN_VOCAB);
+    write_file(text_path, text, len);
+    size_t size[2];
+    char *file[2];
+    for (int run = 0; run < 2; run++) {
+        snprintf(out_path[run], sizeof out_path[run], TMP_DIR "/train-%d.%d.bin", run, (int)getpid());
+        Proc p = run_program(NULL, ARGS((char *)program("tokenizer"), "train", "-i", text_path, "-o",
+                                        out_path[run], "--vocab-size", vocab));
+        ck_assert_msg(p.exited && p.code == 0, "./tokenizer train failed (%d): %s", p.code, p.err);
+        free_proc(&p);
+        file[run] = slurp_or_fail(out_path[run], &size[run]);
+    }
+    ck_assert_msg(size[0] == size[1] && memcmp(file[0], file[1], size[0]) == 0,
+                  "two runs of ./tokenizer train wrote different files");
+    Tokenizer loaded;
+    tokenizer_load_bin(&loaded, out_path[0], TRAIN_VOCAB);
+    ck_assert_int_eq(loaded.bos_id, 1);
+    ck_assert_int_eq(loaded.eos_id, 2);
+    ck_assert_str_eq(loaded.pieces[1], "\n<s>\n");     /* llama2.c's way of writing them */
+    ck_assert_str_eq(loaded.pieces[2], "\n</s>\n");
+    for (int id = 0; id < TRAIN_VOCAB; id++) {
+        ck_assert_int_eq(loaded.types[id], a.types[id]);
+        ck_assert(memcmp(&loaded.scores[id], &a.scores[id], sizeof(float)) == 0);
+        if (id == 1 || id == 2) continue;
+        ck_assert_int_eq(loaded.piece_lengths[id], a.piece_lengths[id]);
+        ck_assert(memcmp(loaded.pieces[id], a.pieces[id], (size_t)a.piece_lengths[id]) == 0);
+    }
+    for (int run = 0; run < 2; run++) {
+        unlink(out_path[run]);
+        free(file[run]);
+    }
+    unlink(text_path);
+    tokenizer_free(&loaded);
+    tokenizer_free(&a);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_train_segmentation) {
+    size_t len;
+    char *text = read_lines(TRAIN_TEXT, TRAIN_BYTES, &len);
+    Tokenizer t;
+    TrainedWords trained;
+    train(&t, text, len, TRAIN_VOCAB, 0.9995, &trained);
+    ck_assert_int_gt(trained.n_words, 1000);
+    check_segmentation(&t, &trained, text, len);
+    trained_words_free(&trained);
+    tokenizer_free(&t);
+    free(text);
+}
+END_TEST
+
+/* decode(encode(x)) == x with a trained vocabulary, on the training text and
+ * on Shakespeare, which has characters the vocabulary lacks (byte fallback). */
+START_TEST(test_train_round_trip) {
+    size_t len, other_len;
+    char *text = read_lines(TRAIN_TEXT, TRAIN_BYTES, &len);
+    char *other = read_lines(SHAKESPEARE, 1 << 17, &other_len);
+    Tokenizer t;
+    train(&t, text, len, TRAIN_VOCAB, 0.9995, NULL);
+    check_round_trip(&t, text, len, 500);
+    check_round_trip(&t, other, other_len, 3000);
+    tokenizer_free(&t);
+    free(other);
+    free(text);
+}
+END_TEST
+
+/* A made-up text that is hard on the bookkeeping: random words over the
+ * letters a, b, c, where the same piece can be spelled many ways ("ab"+"c",
+ * "a"+"bc") and merges cascade; runs of one letter ("aaaaaa"); digits and
+ * punctuation; accents, a combining mark, Japanese, Greek, an emoji with its
+ * variation selector, a tab, U+0000 and a malformed byte. Trained down to the
+ * last pair that occurs, the encoder still agrees with the trainer. */
+START_TEST(test_train_made_up_text) {
+    static const char *const parts[] = {
+        "a", "b", "c", "ab", "bc", "ca", "aaaa", "abab", "...", "!?", "12", "3.5", "\xC3\xA9",
+        "e\xCC\x81", "\xE6\x97\xA5\xE6\x9C\xAC", "\xE3\x81\xAE", "\xCE\xB1\xCE\xB2", "\xF0\x9F\x98\x80\xEF\xB8\x8F",
+        "\t", "\xFF",
+    };
+    const int n_parts = (int)(sizeof parts / sizeof parts[0]);
+    size_t cap = 1 << 18, len = 0;
+    char *text = malloc(cap);
+    unsigned rng = 2024;
+    for (int line = 0; line < 1500; line++) {
+        rng = rng * 1103515245u + 12345u;
+        int n_words = 1 + (int)((rng >> 16) % 8);
+        for (int w = 0; w < n_words; w++) {
+            if (w > 0 || (rng >> 8) % 5 == 0) text[len++] = ' ';   /* some lines start with a space */
+            rng = rng * 1103515245u + 12345u;
+            int n = 1 + (int)((rng >> 16) % 6);
+            for (int k = 0; k < n; k++) {
+                rng = rng * 1103515245u + 12345u;
+                int r = (int)((rng >> 16) % 100);
+                const char *part = r < 80 ? parts[r % 8] : parts[8 + r % (n_parts - 8)];
+                size_t part_len = strlen(part);
+                memcpy(text + len, part, part_len);
+                len += part_len;
+            }
+        }
+        if (line % 97 == 0) text[len++] = '\0';
+        text[len++] = '\n';
+        ck_assert(len + 256 < cap);
+    }
+    /* 3830 pieces is all this text allows (./tokenizer train says so when
+     * asked for more): the trainer goes on past the last pair that still
+     * occurs, with pairs that occurred earlier, until none is left. */
+    Tokenizer t;
+    TrainedWords trained;
+    train(&t, text, len, 3830, 1.0, &trained);
+    check_segmentation(&t, &trained, text, len);
+    check_round_trip(&t, text, len, 1000);
+    int zero_id = -1;
+    for (int id = 259; id < t.vocab_size; id++)
+        if (t.piece_lengths[id] > 0 && memchr(t.pieces[id], '\0', (size_t)t.piece_lengths[id])) zero_id = id;
+    ck_assert_msg(zero_id < 0, "piece %d contains U+0000", zero_id);
+    trained_words_free(&trained);
+    tokenizer_free(&t);
+    free(text);
+}
+END_TEST
+
+/* character_coverage: a character too rare to be covered gets no piece and
+ * falls back to its bytes; with coverage 1 it gets one. */
+START_TEST(test_train_rare_characters) {
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    for (int i = 0; i < 2000; i++) len += (size_t)sprintf(text + len, "aab ab ba\n");
+    len += (size_t)sprintf(text + len, "\xC3\xA9\n");      /* é, once in 20,000 characters */
+    Tokenizer t;
+    train(&t, text, len, 259 + 3 + 2, 0.9995, NULL);        /* ▁ a b, and 2 merges */
+    int n;
+    int *ids = tokenizer_encode(&t, "\xC3\xA9", 2, 0, 0, &n);
+    ck_assert_int_eq(n, 3);                                  /* ▁, then the two bytes */
+    ck_assert_str_eq(t.pieces[ids[0]], " ");
+    ck_assert_int_eq(ids[1], 3 + 0xC3);
+    ck_assert_int_eq(ids[2], 3 + 0xA9);
+    free(ids);
+    check_round_trip(&t, text, len, 2001);
+    tokenizer_free(&t);
+
+    train(&t, text, len, 259 + 4 + 2, 1.0, NULL);
+    ids = tokenizer_encode(&t, "\xC3\xA9", 2, 0, 0, &n);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(t.pieces[ids[1]], "\xC3\xA9");
+    ck_assert_int_eq(t.types[ids[1]], PIECE_NORMAL);
+    free(ids);
+    tokenizer_free(&t);
+    free(text);
+}
+END_TEST
+
+/* The contract for every error of the command line: exit status 1 (not a
+ * signal), nothing on stdout, exactly one line on stderr that starts
+ * "lamp: " and contains `keyword`. The one error that only training can find
+ * (more pieces asked for than the text has pairs) comes after the progress
+ * lines ("train: ..."): with after_progress, those may come first. */
+static void check_error(char *const argv[], const char *keyword, int after_progress) {
+    Proc p = run_program(NULL, argv);
+    char cmd[512] = "";
+    for (int i = 0; argv[i]; i++) {
+        size_t used = strlen(cmd);
+        snprintf(cmd + used, sizeof cmd - used, "%.60s ", argv[i]);
+    }
+    ck_assert_msg(p.exited, "%s: killed by signal %d", cmd, p.signal);
+    ck_assert_msg(p.code == 1, "%s: exit status %d, want 1; stderr: %s", cmd, p.code, p.err);
+    ck_assert_msg(p.out_len == 0, "%s: printed to stdout: %s", cmd, p.out);
+    char *last = p.err;                     /* the last line */
+    if (after_progress) {
+        for (char *nl; (nl = strchr(last, '\n')) && nl[1] != '\0'; last = nl + 1)
+            ck_assert_msg(strncmp(last, "train: ", 7) == 0, "%s: stderr has other lines: %s", cmd, p.err);
+    }
+    const char *newline = strchr(last, '\n');
+    ck_assert_msg(newline && newline[1] == '\0' && p.err_len == strlen(p.err),
+                  "%s: stderr is not exactly one line: %s", cmd, p.err);
+    ck_assert_msg(strncmp(last, "lamp: ", 6) == 0, "%s: stderr does not start with 'lamp: ': %s", cmd, p.err);
+    ck_assert_msg(strstr(last, keyword) != NULL, "%s: message does not mention '%s': %s", cmd, keyword, p.err);
+    free_proc(&p);
+}
+#define expect_error(argv, keyword) check_error(argv, keyword, 0)
+
+START_TEST(test_train_cli) {
+    char *tok = (char *)program("tokenizer");
+    Proc p = run_program(NULL, ARGS(tok, "-h"));
+    ck_assert_msg(p.exited && p.code == 0 && strstr(p.out, "train") && strstr(p.out, "--vocab-size"),
+                  "./tokenizer -h does not document train: %s", p.out);
+    free_proc(&p);
+    p = run_program(NULL, ARGS(tok, "train", "-h"));
+    ck_assert_msg(p.exited && p.code == 0 && strstr(p.out, "--character-coverage"), "train -h: %s", p.out);
+    free_proc(&p);
+
+    char text_path[64], out_path[64];
+    snprintf(text_path, sizeof text_path, TMP_DIR "/train-cli.%d.txt", (int)getpid());
+    snprintf(out_path, sizeof out_path, TMP_DIR "/train-cli.%d.bin", (int)getpid());
+    const char *text = "the cat sat on the mat\nthe dog sat on the log\n";
+    write_file(text_path, text, strlen(text));
+    p = run_program(NULL, ARGS(tok, "train", "-i", text_path, "-o", out_path, "--vocab-size", "285",
+                               "--character-coverage", "1"));
+    ck_assert_msg(p.exited && p.code == 0, "train failed (%d): %s", p.code, p.err);
+    ck_assert_msg(p.out_len == 0, "train printed to stdout: %s", p.out);
+    ck_assert_msg(strstr(p.err, "merges") && strstr(p.err, "wrote") && strstr(p.err, " s in all\n"),
+                  "train should report progress and time on stderr: %s", p.err);
+    free_proc(&p);
+    /* the tokenizer it wrote works with ./tokenizer encode and decode */
+    p = run_program("the cat sat on the log\n", ARGS(tok, "encode", "-z", out_path));
+    ck_assert_msg(p.exited && p.code == 0, "encode with the trained tokenizer failed: %s", p.err);
+    Proc d = run_program(p.out, ARGS(tok, "decode", "-z", out_path));
+    ck_assert_msg(d.exited && d.code == 0 && strcmp(d.out, "the cat sat on the log\n") == 0,
+                  "decode(encode(x)) gave \"%s\"", d.out);
+    free_proc(&d);
+    free_proc(&p);
+    unlink(out_path);
+    unlink(text_path);
+}
+END_TEST
+
+START_TEST(test_train_cli_errors) {
+    char *tok = (char *)program("tokenizer");
+    char text_path[64], empty_path[64], blank_path[64], out_path[64];
+    snprintf(text_path, sizeof text_path, TMP_DIR "/train-err.%d.txt", (int)getpid());
+    snprintf(empty_path, sizeof empty_path, TMP_DIR "/train-empty.%d.txt", (int)getpid());
+    snprintf(blank_path, sizeof blank_path, TMP_DIR "/train-blank.%d.txt", (int)getpid());
+    snprintf(out_path, sizeof out_path, TMP_DIR "/train-err.%d.bin", (int)getpid());
+    const char *text = "one two three four five six seven eight nine ten\n";
+    write_file(text_path, text, strlen(text));
+    write_file(empty_path, "", 0);
+    write_file(blank_path, "\n\n\n", 3);
+    char *in = text_path, *out = out_path;
+
+    expect_error(ARGS(tok, "train"), "-i FILE");
+    expect_error(ARGS(tok, "train", "-i", in, "--vocab-size", "300"), "-o FILE");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out), "--vocab-size");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size"), "needs a value");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab", "300"), "unknown option");
+    expect_error(ARGS(tok, "train", "-i", "tests/no-such-text.txt", "-o", out, "--vocab-size", "300"),
+                 "cannot open");
+    expect_error(ARGS(tok, "train", "-i", "tests", "-o", out, "--vocab-size", "300"), "not a regular file");
+    expect_error(ARGS(tok, "train", "-i", empty_path, "-o", out, "--vocab-size", "300"), "no text");
+    expect_error(ARGS(tok, "train", "-i", blank_path, "-o", out, "--vocab-size", "300"), "no text");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "258"), "from 259");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "-5"), "from 259");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "4096x"), "from 259");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "abc"), "from 259");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "100000000"), "from 259");
+    /* the text has 15 different characters: 259 + 15 pieces at least, and
+     * only enough pairs for 342 */
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "270"), "too small");
+    check_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "2000"), "at most", 1);
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "300", "--character-coverage", "0"),
+                 "character-coverage");
+    expect_error(ARGS(tok, "train", "-i", in, "-o", out, "--vocab-size", "300", "--character-coverage", "1.5"),
+                 "character-coverage");
+    ck_assert_msg(access(out, F_OK) != 0, "a failed train left %s behind", out);
+    expect_error(ARGS(tok, "train", "-i", in, "-o", TMP_DIR "/no-such-dir/out.bin", "--vocab-size", "280"),
+                 "cannot write");
+    unlink(text_path);
+    unlink(empty_path);
+    unlink(blank_path);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
 static Suite *tokenizer_suite(void) {
@@ -605,6 +1074,18 @@ static Suite *tokenizer_suite(void) {
     tcase_add_exit_test(tc, test_load_too_few_pieces, 1);
     tcase_add_exit_test(tc, test_load_too_many_pieces, 1);
     tcase_add_exit_test(tc, test_load_missing_file, 1);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("train");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_train_layout);
+    tcase_add_test(tc, test_train_deterministic);
+    tcase_add_test(tc, test_train_segmentation);
+    tcase_add_test(tc, test_train_round_trip);
+    tcase_add_test(tc, test_train_made_up_text);
+    tcase_add_test(tc, test_train_rare_characters);
+    tcase_add_test(tc, test_train_cli);
+    tcase_add_test(tc, test_train_cli_errors);
     suite_add_tcase(s, tc);
     return s;
 }
