@@ -488,15 +488,25 @@ int *tokenizer_encode(const Tokenizer *t, const char *raw_text, size_t raw_len,
     int *ids = xmalloc((text_len + 2) * sizeof(int));
     int n = 0;
     if (add_bos && t->bos_id >= 0) ids[n++] = t->bos_id;
+    int byte_fallback = 0;                  /* does the vocabulary have byte pieces? */
+    for (int b = 0; b < 256; b++) byte_fallback |= t->byte_ids[b] >= 0;
+    int unk = t->unk_id >= 0 ? t->unk_id : 0;
+    int previous_unknown = 0;
     for (int i = (n_symbols > 0 ? 0 : -1); i >= 0; i = symbols[i].next) {
         int id = lookup_piece(t, text + symbols[i].start, (size_t)symbols[i].len);
         if (id >= 0) {
             ids[n++] = id;
-            continue;
-        }
-        for (int b = 0; b < symbols[i].len; b++) {
-            int byte_id = t->byte_ids[(unsigned char)text[symbols[i].start + b]];
-            ids[n++] = byte_id >= 0 ? byte_id : (t->unk_id >= 0 ? t->unk_id : 0);
+            previous_unknown = 0;
+        } else if (byte_fallback) {
+            for (int b = 0; b < symbols[i].len; b++) {
+                int byte_id = t->byte_ids[(unsigned char)text[symbols[i].start + b]];
+                ids[n++] = byte_id >= 0 ? byte_id : unk;
+            }
+        } else {
+            /* Without byte pieces SentencePiece emits a single <unk> for a
+             * whole run of unknown characters. */
+            if (!previous_unknown) ids[n++] = unk;
+            previous_unknown = 1;
         }
     }
     if (add_eos && t->eos_id >= 0) ids[n++] = t->eos_id;
