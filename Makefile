@@ -1,6 +1,6 @@
 # lamp — build, test and sanitize.
 #
-#   make            optimized OpenMP build of ./run and ./tokenizer
+#   make            optimized OpenMP build of ./run, ./tokenizer and ./train
 #   make test       build and run the Check test suites (needs libcheck)
 #   make debug      -O0 -g build of everything into build/debug/
 #   make asan       AddressSanitizer + UBSan build of the tests, run
@@ -8,9 +8,13 @@
 #   make clean      remove what the build made
 #   make NO_OMP=1   the same, without OpenMP (one thread; SIMD pragmas kept)
 #   make CC=clang   any C11 compiler with OpenMP works
+#   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
+#                   bounds (docs/performance.md; needs the virtualenv below)
 #
 # Python-side checks (need the virtualenv that .ci/run creates):
-#   make test-python   tokenizer vs sentencepiece on whole files, golden regeneration
+#   make test-python   tokenizer vs sentencepiece on whole files (encoding and training),
+#                      golden regeneration,
+#                      the pytest suites in tests/python/ (export.py)
 #   make goldens       regenerate the golden files from PyTorch / sentencepiece
 
 CC ?= gcc
@@ -27,17 +31,20 @@ ifeq ($(NO_OMP),1)
 else
   OMP = -fopenmp
 endif
-ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) $(OMP)
+# -ffp-contract=fast lets the compiler fuse a * b + c into one FMA
+# instruction (one rounding instead of two); -std=c11 alone turns that off
+# in gcc. The matmul loops run up to 1.5x faster with it (docs/performance.md).
+ALL_CFLAGS = -std=c11 -ffp-contract=fast $(WARNINGS) $(CFLAGS) $(OMP)
 LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 
-TEST_NAMES = tokenizer sampler forward cli docs
+TEST_NAMES = tokenizer sampler forward cli docs train
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
-PROGRAMS = $(OUT)/run $(OUT)/tokenizer
+PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare bench
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -54,6 +61,12 @@ endif
 $(OUT)/tokenizer: $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTOKENIZER_MAIN -o $@ tokenizer.c $(LDLIBS)
+
+# train.c includes run.c (its model, sampler and forward pass) and links tokenizer.c.
+$(OUT)/train: train.c run.c $(COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ train.c tokenizer.c $(LDLIBS)
+$(OUT)/tests/test_train: train.c
 
 # Tests include run.c (with its main() left out) to reach its internals, so
 # the functions only main() uses are unused there: silence just that warning.
@@ -92,16 +105,56 @@ endif
 
 test-python: $(PROGRAMS)
 	$(PYTHON) tools/check_tokenizer_sp.py data/tinystories/valid.txt data/tinyshakespeare/input.txt
+	$(PYTHON) tools/compare_tokenizer_training.py
 	$(PYTHON) tests/golden/check_goldens.py
+	$(PYTHON) -m pytest tests/python -q -p no:cacheprovider
 
 # Images in docs/ are made from sources kept beside them (needs graphviz).
 docs-images:
 	dot -Tpng -Gdpi=110 docs/img/block.dot -o docs/img/block.png
 
+# Random models (build/bench/, made once), the roofline measurement, then
+# every speed 5 times, interleaved; BENCH_RUNS and BENCH_MODELS override.
+bench: $(OUT)/run $(OUT)/tokenizer
+	@mkdir -p build/bench
+	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
+	$(PYTHON) tools/bench.py --out build/bench
+	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
+
+# ---- The embedded default model, made by lamp itself (docs/training.md) ----
+# text -> vocabulary (./tokenizer train) -> stories (tools/prepare_stories.sh)
+# -> model (./train, seeded, 2 threads) -> int8 (export.py, numpy).
+# About 12 minutes on an idle 2-core machine. The result replaces
+# models/stories.lamp; `git diff --stat models/` shows whether it reproduced.
+MODEL_WORK = build/model
+MODEL_TRAIN_FLAGS = --dim 256 --n-layers 6 --n-heads 8 --n-kv-heads 4 --seq-len 256 \
+  --batch 16 --steps 1200 --lr 1e-3 --min-lr 1e-4 --warmup 100 --weight-decay 0.1 \
+  --eval-every 100 --eval-iters 10 --sample-every 200 --ckpt-every 100 --seed 1337 --threads 2
+model: $(PROGRAMS)
+	@mkdir -p $(MODEL_WORK) models
+	./tokenizer train -i data/tinystories/train.txt -o models/stories-tok4096.bin --vocab-size 4096
+	tools/prepare_stories.sh data/tinystories/train.txt $(MODEL_WORK)/stories.txt
+	./train --data $(MODEL_WORK)/stories.txt --val data/tinystories/valid.txt \
+	  --tokenizer models/stories-tok4096.bin $(MODEL_TRAIN_FLAGS) --out $(MODEL_WORK)
+	$(PYTHON) export.py $(MODEL_WORK)/model.lamp models/stories.lamp --int8 --group-size 64
+	./run models/stories.lamp -m eval -f data/tinystories/valid.txt
+
+# A first exercise: a small Shakespeare model from scratch in a few minutes.
+SHAKESPEARE_WORK = build/shakespeare
+shakespeare: $(PROGRAMS)
+	@mkdir -p $(SHAKESPEARE_WORK)
+	./tokenizer train -i data/tinyshakespeare/input.txt -o $(SHAKESPEARE_WORK)/tok1024.bin --vocab-size 1024
+	./train --data data/tinyshakespeare/input.txt --tokenizer $(SHAKESPEARE_WORK)/tok1024.bin \
+	  --dim 128 --n-layers 4 --n-heads 4 --seq-len 128 --batch 16 --steps 600 --lr 2e-3 \
+	  --min-lr 2e-4 --warmup 50 --eval-every 100 --sample-every 200 --seed 1337 --out $(SHAKESPEARE_WORK)
+	./run $(SHAKESPEARE_WORK)/model.lamp -t 0.8 -n 120 -i "ROMEO:"
+
 goldens:
 	$(PYTHON) tests/golden/gen_tokenizer.py
 	$(PYTHON) tests/golden/gen_forward.py
+	$(PYTHON) tests/golden/gen_forward_q8.py
 	$(PYTHON) tests/golden/gen_sampler.py
+	$(PYTHON) tests/golden/gen_train.py
 
 clean:
-	rm -rf run tokenizer tests/test_tokenizer tests/test_sampler tests/test_forward tests/test_cli build tests/tmp
+	rm -rf run tokenizer train tests/test_train tests/test_tokenizer tests/test_sampler tests/test_forward tests/test_cli build tests/tmp

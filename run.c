@@ -4,20 +4,26 @@
  * happen when you type `./run model.lamp -i "Once upon a time"`:
  *
  *   1. the model's configuration and weights, memory-mapped from the file
- *   2. the run state: the activations of one position, and the KV cache
- *   3. the kernels: rmsnorm, matmul, RoPE, softmax, attention, SwiGLU
- *   4. forward(): one token in, the next token's logits out
+ *      (float32, or int8 in groups with a scale each: "Q8_0")
+ *   2. the run state: the activations of a chunk of positions, and the KV cache
+ *   3. the kernels: rmsnorm, matmul (float32 and int8), RoPE, softmax,
+ *      attention, SwiGLU
+ *   4. the forward pass: a chunk of tokens in, the next token's logits out
  *   5. the sampler: logits -> the next token (greedy, temperature, top-p, top-k)
- *   6. generate and chat: the loops that feed tokens back in
+ *   6. generate, chat and eval: the loops that feed tokens in
  *   7. main: the command line
  *
  * The tokenizer (text <-> token ids) lives in tokenizer.c; the file formats
  * are specified byte by byte in docs/format.md; the architecture, equation
- * by equation, in docs/architecture.md.
+ * by equation, in docs/architecture.md; why the kernels are written the way
+ * they are, with measurements, in docs/performance.md.
  *
  * Everything here is plain C11 plus OpenMP pragmas: the pragmas spread the
  * big loops over the CPU cores and ask the compiler to use SIMD. Build with
- * `make`; without OpenMP (`make NO_OMP=1`) the same code runs on one core. */
+ * `make`; without OpenMP (`make NO_OMP=1`) the same code runs on one core.
+ * One optional kernel uses AVX2 intrinsics, as a worked example of porting
+ * a loop to a specific CPU; the plain C loop it replaces stays the
+ * reference, and a test checks that both give the same bits. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
@@ -33,6 +39,10 @@
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_AVX2_KERNEL 1
 #endif
 
 #include "tokenizer.h"
@@ -57,9 +67,22 @@ typedef struct {
     int shared_classifier; /* 1: the output classifier reuses the embedding table */
 } Config;
 
+/* An int8 matrix in "Q8_0" form (docs/format.md, 1.4): the values are cut
+ * into groups of group_size consecutive numbers, and each group g has one
+ * float scale, w[i] ~= q[i] * s[i / group_size]. One byte per weight instead
+ * of four, so a memory-bound forward pass reads a quarter of the bytes. */
+typedef struct {
+    const int8_t *q;    /* (rows * cols) values in [-127, 127] */
+    const float *s;     /* (rows * cols / group_size) scales */
+} QMatrix;
+
 /* Every weight is a pointer straight into the memory-mapped file: loading a
  * model copies nothing. Matrices are (out, in), row-major. Below,
- * q_dim = n_heads * head_dim and kv_dim = n_kv_heads * head_dim. */
+ * q_dim = n_heads * head_dim and kv_dim = n_kv_heads * head_dim.
+ *
+ * A float32 file fills the float pointers. An int8 file (lamp weight type 1,
+ * llama2.c version 2) fills the q_ fields instead and leaves the float
+ * pointers of the nine matrices NULL; its RMSNorm gains are float32 in both. */
 typedef struct {
     const float *token_embedding;  /* (vocab_size, dim) */
     const float *rms_att_weight;   /* (n_layers, dim) RMSNorm gain before attention */
@@ -73,26 +96,43 @@ typedef struct {
     const float *w3;               /* (n_layers, hidden_dim, dim) up */
     const float *rms_final_weight; /* (dim) */
     const float *wcls;             /* (vocab_size, dim) classifier: logits = wcls @ x */
+    /* int8 files only */
+    int group_size;                /* 0 for float32 weights */
+    QMatrix q_token_embedding;     /* (vocab_size, dim) */
+    QMatrix q_wcls;                /* (vocab_size, dim); = q_token_embedding when shared */
+    QMatrix *q_wq, *q_wk, *q_wv, *q_wo, *q_w1, *q_w2, *q_w3; /* one per layer (n_layers) */
 } Weights;
 
 /* What file a model came from decides a few conventions (see main). */
-enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1 };
+enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1, FORMAT_LLAMA2C_V2 };
 
 /* ===========================================================================
- * 2. Run state: the activations of the current position, and the KV cache
+ * 2. Run state: the activations of a chunk of positions, and the KV cache
  * =========================================================================*/
 
+/* The forward pass takes up to CHUNK tokens at once: a prompt goes through
+ * the layers CHUNK positions at a time, so every weight read from memory
+ * serves CHUNK positions instead of one (section 4). Generating a new token
+ * is the chunk of one. 64 positions keep a chunk's activations in the
+ * per-core L2 cache for stories-sized models; see docs/performance.md. */
+#define CHUNK 64
+
+/* Activations are stored one row per position of the chunk: x[i * dim + j]
+ * is element j at the i-th position. */
 typedef struct {
-    float *x;           /* (dim) the residual stream at the current position */
-    float *xb;          /* (max(dim, q_dim)) scratch: normalised x, or attention output */
-    float *xb2;         /* (dim) scratch: a block's output before the residual add */
-    float *hb;          /* (hidden_dim) FFN gate, then the SwiGLU product */
-    float *hb2;         /* (hidden_dim) FFN up projection */
-    float *q;           /* (q_dim) the query of the current position */
-    float *att;         /* (n_heads, seq_len) attention weights */
-    float *logits;      /* (vocab_size) the output */
-    float *key_cache;   /* (n_layers, seq_len, kv_dim) keys of every position so far */
-    float *value_cache; /* (n_layers, seq_len, kv_dim) values of every position so far */
+    float *x;           /* (CHUNK, dim) the residual stream */
+    float *xb;          /* (CHUNK, max(dim, q_dim)) scratch: normalised x, or attention output */
+    float *xb2;         /* (CHUNK, dim) scratch: a block's output before the residual add */
+    float *hb;          /* (CHUNK, hidden_dim) FFN gate, then the SwiGLU product */
+    float *hb2;         /* (CHUNK, hidden_dim) FFN up projection */
+    float *q;           /* (CHUNK, q_dim) queries */
+    float *k, *v;       /* (CHUNK, kv_dim) keys and values, before they go into the cache */
+    float *att;         /* (CHUNK, n_heads, seq_len) attention weights */
+    float *logits;      /* (CHUNK, vocab_size) the output; row 0 for a single position */
+    int8_t *xq;         /* (CHUNK, max(dim, q_dim, hidden_dim)) activations quantized for an int8 matmul */
+    float *xq_scale;    /* (CHUNK, that / group_size) their scales */
+    float *key_cache;   /* (n_layers, n_kv_heads, seq_len, head_dim) keys of every position so far */
+    float *value_cache; /* (n_layers, n_kv_heads, seq_len, head_dim) values of every position so far */
     float *rope_cos;    /* (seq_len, head_dim/2) cos(pos * freq_i), computed once */
     float *rope_sin;    /* (seq_len, head_dim/2) sin(pos * freq_i) */
 } RunState;
@@ -111,7 +151,8 @@ typedef struct {
 
 /* --- reading the header --------------------------------------------------
  * Headers are read with memcpy from the mapped bytes (never by casting a
- * struct onto them), so the layout is exactly the one docs/format.md gives. */
+ * struct onto them), so the layout is exactly the one docs/format.md gives
+ * (llama2.c version 2 even keeps its group size at the odd offset 37). */
 
 static int32_t read_i32(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return v; }
 static uint32_t read_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -154,27 +195,76 @@ static const char *check_config(const Config *c, char *why, size_t why_size) {
     return NULL;
 }
 
+/* An int8 group must not straddle two rows, so the group size must divide
+ * the length of every row: dim (wq, wk, wv, w1, w3, the embedding and the
+ * classifier), q_dim (wo) and hidden_dim (w2). The lamp format also asks for
+ * a multiple of 4 (docs/format.md, 1.4); llama2.c's exporter halves 64 until
+ * it divides dim, so its files are only held to the divisibility. */
+static const char *check_group_size(const Config *c, int64_t gs, int lamp, char *why, size_t why_size) {
+    int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
+    if (gs < 1 || gs > 1024 || (lamp && gs % 4 != 0))
+        snprintf(why, why_size, "group_size = %lld is not %s from %d to 1024", (long long)gs,
+                 lamp ? "a multiple of 4" : "a number", lamp ? 4 : 1);
+    else if (c->dim % gs || q_dim % gs || c->hidden_dim % gs)
+        snprintf(why, why_size, "group_size = %lld does not divide dim = %d, q_dim = %lld and hidden_dim = %d",
+                 (long long)gs, c->dim, (long long)q_dim, c->hidden_dim);
+    else
+        return NULL;
+    return why;
+}
+
 /* --- where each tensor lives ---------------------------------------------
  * A format is a list of tensors in file order. The same list is walked
  * twice: first to compute the size the file must have, then (after checking
  * it) to point each weight into the mapped file. */
 
 typedef struct {
-    const float **dst;  /* the Weights field to point, or NULL to skip the tensor */
-    size_t numel;       /* number of floats */
+    const float **dst;  /* float32 tensor: the Weights field to point, or NULL to skip it */
+    QMatrix *q;         /* int8 tensor: where to put its matrices' pointers (else NULL) */
+    int n_matrices;     /* int8: how many matrices are stacked in it (n_layers, or 1) */
+    size_t numel;       /* number of elements, all matrices together */
 } TensorSlot;
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
-/* Walk the slots from byte `offset`, each tensor aligned to `align` bytes.
+/* Walk the slots from byte `offset`, each block aligned to `align` bytes.
  * Returns where the last tensor ends. With base != NULL, also sets the
- * pointers. */
-static size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_t align,
-                            const unsigned char *base) {
+ * pointers. An int8 tensor is two blocks, values then scales: one pair for
+ * the whole stack of matrices in a lamp file, one pair per matrix
+ * (`pair_per_matrix`) in a llama2.c version 2 file. */
+static size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_t align, int group_size,
+                            int pair_per_matrix, const unsigned char *base, const char *path) {
     for (int i = 0; i < n; i++) {
-        offset = align_up(offset, align);
-        if (base && slots[i].dst) *slots[i].dst = (const float *)(base + offset);
-        offset += slots[i].numel * sizeof(float);
+        const TensorSlot *t = &slots[i];
+        if (!t->q) {
+            offset = align_up(offset, align);
+            if (base && t->dst) *t->dst = (const float *)(base + offset);
+            offset += t->numel * sizeof(float);
+            continue;
+        }
+        size_t per = t->numel / (size_t)t->n_matrices;  /* elements in one matrix */
+        size_t values = 0, scales = 0;
+        for (int m = 0; m < t->n_matrices; m++) {
+            if (m == 0 || pair_per_matrix) {
+                offset = align_up(offset, align);
+                values = offset;
+                offset += pair_per_matrix ? per : t->numel;
+                offset = align_up(offset, align);
+                scales = offset;
+                offset += (pair_per_matrix ? per : t->numel) / (size_t)group_size * sizeof(float);
+            }
+            size_t first = pair_per_matrix ? 0 : (size_t)m * per;  /* element where matrix m starts */
+            if (base) {
+                t->q[m].q = (const int8_t *)(base + values) + first;
+                t->q[m].s = (const float *)(base + scales) + first / (size_t)group_size;
+                /* a float read from an address that is not a multiple of 4 is
+                 * undefined behaviour in C; only a llama2.c file with odd
+                 * matrix sizes could do that */
+                if (((uintptr_t)t->q[m].s) % sizeof(float) != 0)
+                    fatal("%s: int8 scales at byte %zu are not 4-byte aligned (odd matrix size); not supported",
+                          path, scales);
+            }
+        }
     }
     return offset;
 }
@@ -183,48 +273,54 @@ static size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_
 static int tensor_layout(Transformer *t, TensorSlot *s) {
     const Config *c = &t->config;
     Weights *w = &t->weights;
-    size_t L = (size_t)c->n_layers, dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
+    int L = c->n_layers;
+    size_t Ls = (size_t)L, dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t vocab = (size_t)c->vocab_size;
-    const float **wcls = c->shared_classifier ? NULL : &w->wcls;
     int n = 0;
-    if (t->format == FORMAT_LLAMA2C_V1) {   /* norms first, no RoPE tables */
-        s[n++] = (TensorSlot){&w->rms_att_weight, L * dim};
-        s[n++] = (TensorSlot){&w->rms_ffn_weight, L * dim};
-        s[n++] = (TensorSlot){&w->rms_final_weight, dim};
-        s[n++] = (TensorSlot){&w->token_embedding, vocab * dim};
-        s[n++] = (TensorSlot){&w->wq, L * q_dim * dim};
-        s[n++] = (TensorSlot){&w->wk, L * kv_dim * dim};
-        s[n++] = (TensorSlot){&w->wv, L * kv_dim * dim};
-        s[n++] = (TensorSlot){&w->wo, L * dim * q_dim};
-        s[n++] = (TensorSlot){&w->w1, L * hidden * dim};
-        s[n++] = (TensorSlot){&w->w2, L * dim * hidden};
-        s[n++] = (TensorSlot){&w->w3, L * hidden * dim};
-        if (wcls) s[n++] = (TensorSlot){wcls, vocab * dim};
+    /* each of the nine matrices is float32, or int8 (`count` matrices stacked) */
+    int q8 = w->group_size > 0;
+#define MATRIX(fp, qp, count, numel) \
+    (q8 ? (TensorSlot){NULL, (qp), (count), (numel)} : (TensorSlot){(fp), NULL, 0, (numel)})
+    if (t->format == FORMAT_LLAMA2C_V1 || t->format == FORMAT_LLAMA2C_V2) { /* norms first, no RoPE tables */
+        s[n++] = (TensorSlot){&w->rms_att_weight, NULL, 0, Ls * dim};
+        s[n++] = (TensorSlot){&w->rms_ffn_weight, NULL, 0, Ls * dim};
+        s[n++] = (TensorSlot){&w->rms_final_weight, NULL, 0, dim};
+        s[n++] = MATRIX(&w->token_embedding, &w->q_token_embedding, 1, vocab * dim);
+        s[n++] = MATRIX(&w->wq, w->q_wq, L, Ls * q_dim * dim);
+        s[n++] = MATRIX(&w->wk, w->q_wk, L, Ls * kv_dim * dim);
+        s[n++] = MATRIX(&w->wv, w->q_wv, L, Ls * kv_dim * dim);
+        s[n++] = MATRIX(&w->wo, w->q_wo, L, Ls * dim * q_dim);
+        s[n++] = MATRIX(&w->w1, w->q_w1, L, Ls * hidden * dim);
+        s[n++] = MATRIX(&w->w2, w->q_w2, L, Ls * dim * hidden);
+        s[n++] = MATRIX(&w->w3, w->q_w3, L, Ls * hidden * dim);
+        if (!c->shared_classifier) s[n++] = MATRIX(&w->wcls, &w->q_wcls, 1, vocab * dim);
         return n;
     }
     /* lamp and llama2.c version 0 share the order of the tensors */
-    s[n++] = (TensorSlot){&w->token_embedding, vocab * dim};
-    s[n++] = (TensorSlot){&w->rms_att_weight, L * dim};
-    s[n++] = (TensorSlot){&w->wq, L * q_dim * dim};
-    s[n++] = (TensorSlot){&w->wk, L * kv_dim * dim};
-    s[n++] = (TensorSlot){&w->wv, L * kv_dim * dim};
-    s[n++] = (TensorSlot){&w->wo, L * dim * q_dim};
-    s[n++] = (TensorSlot){&w->rms_ffn_weight, L * dim};
-    s[n++] = (TensorSlot){&w->w1, L * hidden * dim};
-    s[n++] = (TensorSlot){&w->w2, L * dim * hidden};
-    s[n++] = (TensorSlot){&w->w3, L * hidden * dim};
-    s[n++] = (TensorSlot){&w->rms_final_weight, dim};
+    s[n++] = MATRIX(&w->token_embedding, &w->q_token_embedding, 1, vocab * dim);
+    s[n++] = (TensorSlot){&w->rms_att_weight, NULL, 0, Ls * dim};
+    s[n++] = MATRIX(&w->wq, w->q_wq, L, Ls * q_dim * dim);
+    s[n++] = MATRIX(&w->wk, w->q_wk, L, Ls * kv_dim * dim);
+    s[n++] = MATRIX(&w->wv, w->q_wv, L, Ls * kv_dim * dim);
+    s[n++] = MATRIX(&w->wo, w->q_wo, L, Ls * dim * q_dim);
+    s[n++] = (TensorSlot){&w->rms_ffn_weight, NULL, 0, Ls * dim};
+    s[n++] = MATRIX(&w->w1, w->q_w1, L, Ls * hidden * dim);
+    s[n++] = MATRIX(&w->w2, w->q_w2, L, Ls * dim * hidden);
+    s[n++] = MATRIX(&w->w3, w->q_w3, L, Ls * hidden * dim);
+    s[n++] = (TensorSlot){&w->rms_final_weight, NULL, 0, dim};
     if (t->format == FORMAT_LLAMA2C_V0) {   /* stored RoPE tables: skipped, we build our own */
-        s[n++] = (TensorSlot){NULL, (size_t)c->seq_len * c->head_dim / 2};
-        s[n++] = (TensorSlot){NULL, (size_t)c->seq_len * c->head_dim / 2};
+        s[n++] = (TensorSlot){NULL, NULL, 0, (size_t)c->seq_len * c->head_dim / 2};
+        s[n++] = (TensorSlot){NULL, NULL, 0, (size_t)c->seq_len * c->head_dim / 2};
     }
-    if (wcls) s[n++] = (TensorSlot){wcls, vocab * dim};
+    if (!c->shared_classifier) s[n++] = MATRIX(&w->wcls, &w->q_wcls, 1, vocab * dim);
+#undef MATRIX
     return n;
 }
 
-/* Read the header of whichever format the file is in; fill t->config and
- * t->format, and return the byte offset where the tensors start. */
+/* Read the header of whichever format the file is in; fill t->config,
+ * t->format and t->weights.group_size, and return the byte offset where the
+ * tensors start. */
 static size_t read_header(Transformer *t) {
     const unsigned char *d = t->data;
     size_t size = t->file_size;
@@ -232,6 +328,7 @@ static size_t read_header(Transformer *t) {
     const char *path = t->path;
     char why[160];
     memset(c, 0, sizeof *c);
+    t->weights.group_size = 0;
 
     if (size >= 4 && memcmp(d, "LAMP", 4) == 0) {
         if (size < 256) fatal("%s: file ends inside the 256-byte lamp header (truncated)", path);
@@ -249,12 +346,18 @@ static size_t read_header(Transformer *t) {
         c->norm_eps = read_f32(d + 44);
         c->bos_id = read_i32(d + 48);
         c->eos_id = read_i32(d + 52);
-        uint32_t flags = read_u32(d + 56), weight_type = read_u32(d + 60);
+        uint32_t flags = read_u32(d + 56), weight_type = read_u32(d + 60), group_size = read_u32(d + 64);
         if (flags & ~1u) fatal("%s: unknown flags 0x%x in the lamp header", path, flags);
         c->shared_classifier = (int)(flags & 1u);
-        if (weight_type != 0) fatal("%s: weight type %u is not supported (this run.c reads float32, type 0)", path, weight_type);
+        if (weight_type > 1)
+            fatal("%s: weight type %u is not supported (this run.c reads 0 = float32 and 1 = Q8_0 int8)", path, weight_type);
         t->format = FORMAT_LAMP;
         if (check_config(c, why, sizeof why)) fatal("%s: bad lamp header: %s", path, why);
+        if (weight_type == 0 && group_size != 0)
+            fatal("%s: bad lamp header: group_size = %u for float32 weights (must be 0)", path, group_size);
+        if (weight_type == 1 && check_group_size(c, group_size, 1, why, sizeof why))
+            fatal("%s: bad lamp header: %s", path, why);
+        t->weights.group_size = (int)group_size;
         uint64_t tokenizer_size = read_u64(d + 72);
         if (tokenizer_size < 12 || tokenizer_size > size - 256)
             fatal("%s: tokenizer section of %llu bytes does not fit in a file of %zu bytes (truncated or corrupt)",
@@ -272,12 +375,14 @@ static size_t read_header(Transformer *t) {
     /* llama2.c: version 1+ starts with a magic number; version 0 has none. */
     size_t header_size;
     const unsigned char *ints;
+    int32_t group_size = 0;
     if (size >= 8 && read_u32(d) == LLAMA2C_MAGIC) {
         int32_t version = read_i32(d + 4);
-        if (version == 2) fatal("%s: llama2.c version 2 (int8) checkpoints are not supported yet; export version 0 or 1", path);
-        if (version != 1) fatal("%s: llama2.c checkpoint version %d is not supported (versions 0 and 1 are)", path, version);
+        if (version != 1 && version != 2)
+            fatal("%s: llama2.c checkpoint version %d is not supported (versions 0, 1 and 2 are)", path, version);
         if (size < 256) fatal("%s: file ends inside the 256-byte llama2.c header (truncated)", path);
-        t->format = FORMAT_LLAMA2C_V1;
+        t->format = version == 1 ? FORMAT_LLAMA2C_V1 : FORMAT_LLAMA2C_V2;
+        if (version == 2) group_size = read_i32(d + 37);   /* right after the 1-byte flag */
         ints = d + 8;
         header_size = 256;
     } else {
@@ -311,12 +416,14 @@ static size_t read_header(Transformer *t) {
         snprintf(why, sizeof why, "dim = %d is not a multiple of n_heads = %d", c->dim, c->n_heads);
         problem = why;
     }
+    if (!problem && t->format == FORMAT_LLAMA2C_V2) problem = check_group_size(c, group_size, 0, why, sizeof why);
     if (problem) {
         if (t->format == FORMAT_LLAMA2C_V0)
             fatal("%s: not a lamp model and not a valid llama2.c version 0 checkpoint (%s)", path, why);
         fatal("%s: bad llama2.c header: %s", path, why);
     }
     if (c->vocab_size < 3) fatal("%s: vocab_size %d is too small for a llama2.c model (BOS=1, EOS=2)", path, c->vocab_size);
+    t->weights.group_size = group_size;
     return header_size;
 }
 
@@ -338,36 +445,74 @@ static void build_transformer(Transformer *t, const char *path) {
     t->data = map;
 
     size_t offset = read_header(t);
+    Weights *w = &t->weights;
+    if (w->group_size) {   /* the per-layer int8 matrices: 7 arrays of n_layers */
+        size_t L = (size_t)t->config.n_layers;
+        w->q_wq = xcalloc(7 * L, sizeof(QMatrix));
+        w->q_wk = w->q_wq + L;
+        w->q_wv = w->q_wk + L;
+        w->q_wo = w->q_wv + L;
+        w->q_w1 = w->q_wo + L;
+        w->q_w2 = w->q_w1 + L;
+        w->q_w3 = w->q_w2 + L;
+    }
     TensorSlot slots[16];
     int n = tensor_layout(t, slots);
-    size_t align = t->format == FORMAT_LAMP ? 64 : 4;
-    size_t expected = place_tensors(slots, n, offset, align, NULL);
+    /* lamp aligns every block to 64 bytes (a cache line); llama2.c packs them */
+    size_t align = t->format == FORMAT_LAMP ? 64 : 1;
+    int pair_per_matrix = t->format == FORMAT_LLAMA2C_V2;
+    size_t expected = place_tensors(slots, n, offset, align, w->group_size, pair_per_matrix, NULL, path);
     if (expected != t->file_size)
         fatal("%s: file is %zu bytes but its header implies %zu bytes (%s)", path, t->file_size, expected,
               t->file_size < expected ? "truncated" : "trailing data or wrong header");
-    place_tensors(slots, n, offset, align, t->data);
-    if (t->config.shared_classifier) t->weights.wcls = t->weights.token_embedding;
+    place_tensors(slots, n, offset, align, w->group_size, pair_per_matrix, t->data, path);
+    if (t->config.shared_classifier) {
+        w->wcls = w->token_embedding;
+        w->q_wcls = w->q_token_embedding;
+    }
 }
+
+/* Run-state buffers start on a 64-byte boundary (a cache line), so a vector
+ * load of 32 or 64 bytes never straddles two lines. calloc only promises 16. */
+static void *alloc_aligned(size_t count, size_t size) {
+    void *p = NULL;
+    size_t bytes = count * size > 0 ? count * size : 1;
+    if (posix_memalign(&p, 64, bytes) != 0) fatal("out of memory allocating %zu x %zu bytes", count, size);
+    memset(p, 0, bytes);   /* zeroed, like calloc: no uninitialised reads, ever */
+    return p;
+}
+
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
 /* Allocate the run state and precompute the RoPE tables. */
 static void malloc_run_state(Transformer *t) {
     const Config *c = &t->config;
     RunState *s = &t->state;
+    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t cache = (size_t)c->n_layers * c->seq_len * kv_dim;
     size_t half = (size_t)c->head_dim / 2;
-    s->x = xcalloc((size_t)c->dim, sizeof(float));
-    s->xb = xcalloc(q_dim > (size_t)c->dim ? q_dim : (size_t)c->dim, sizeof(float));
-    s->xb2 = xcalloc((size_t)c->dim, sizeof(float));
-    s->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
-    s->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
-    s->q = xcalloc(q_dim, sizeof(float));
-    s->att = xcalloc((size_t)c->n_heads * c->seq_len, sizeof(float));
-    s->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+    size_t widest = max3(dim, q_dim, hidden);
+    s->x = alloc_aligned(CHUNK * dim, sizeof(float));
+    s->xb = alloc_aligned(CHUNK * (q_dim > dim ? q_dim : dim), sizeof(float));
+    s->xb2 = alloc_aligned(CHUNK * dim, sizeof(float));
+    s->hb = alloc_aligned(CHUNK * hidden, sizeof(float));
+    s->hb2 = alloc_aligned(CHUNK * hidden, sizeof(float));
+    s->q = alloc_aligned(CHUNK * q_dim, sizeof(float));
+    s->k = alloc_aligned(CHUNK * kv_dim, sizeof(float));
+    s->v = alloc_aligned(CHUNK * kv_dim, sizeof(float));
+    s->att = alloc_aligned((size_t)CHUNK * c->n_heads * c->seq_len, sizeof(float));
+    s->logits = alloc_aligned((size_t)CHUNK * c->vocab_size, sizeof(float));
+    if (t->weights.group_size) {
+        s->xq = alloc_aligned(CHUNK * widest, sizeof(int8_t));
+        s->xq_scale = alloc_aligned(CHUNK * widest / (size_t)t->weights.group_size, sizeof(float));
+    }
+    /* the cache can be gigabytes: calloc hands out pages of zeros that the
+     * OS maps only when first written, so memory is used as the text grows */
     s->key_cache = xcalloc(cache, sizeof(float));
     s->value_cache = xcalloc(cache, sizeof(float));
-    s->rope_cos = xmalloc((size_t)c->seq_len * half * sizeof(float));
-    s->rope_sin = xmalloc((size_t)c->seq_len * half * sizeof(float));
+    s->rope_cos = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
+    s->rope_sin = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
     /* RoPE rotates pair i of every head by the angle pos * freq_i, with
      * freq_i = theta^(-2i/head_dim): fast rotation for the first pairs,
      * slow for the last. The angles depend only on (pos, i), so compute the
@@ -386,9 +531,10 @@ static void malloc_run_state(Transformer *t) {
 
 static void free_transformer(Transformer *t) {
     RunState *s = &t->state;
-    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q);
-    free(s->att); free(s->logits); free(s->key_cache); free(s->value_cache);
-    free(s->rope_cos); free(s->rope_sin);
+    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
+    free(s->att); free(s->logits); free(s->xq); free(s->xq_scale);
+    free(s->key_cache); free(s->value_cache); free(s->rope_cos); free(s->rope_sin);
+    free(t->weights.q_wq);   /* the one allocation behind all seven q_ arrays */
     if (t->has_tokenizer) tokenizer_free(&t->tokenizer);
     if (t->data) munmap(t->data, t->file_size);
     memset(t, 0, sizeof *t);
@@ -408,20 +554,328 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, floa
     for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
 }
 
-/* matmul: out(d) = W(d, n) @ x(n). Almost all the time of a forward pass is
- * spent here: every weight of the model passes through this loop once per
- * token. The rows are independent, so OpenMP splits them over the cores;
- * inside a row, `omp simd reduction` lets the compiler keep several partial
- * sums in one SIMD register (8 floats with AVX2) and add them at the end. */
-static void matmul(float *out, const float *x, const float *w, int n, int d) {
+/* --- matmul: where the time goes -----------------------------------------
+ * out = W @ x, with W of shape (d, n): d dot products of length n. Almost
+ * all the time of a forward pass is spent here, and what limits it depends
+ * on how many positions x holds:
+ *
+ *  - Generating, x is one position. Every weight is read from memory for a
+ *    single multiply-add, so the speed is set by memory bandwidth: a
+ *    stories110M model is 438 MB of float32 weights, and at ~50 GB/s that
+ *    caps decoding near 115 tokens/s however fast the arithmetic is. int8
+ *    weights (below) are a quarter of the bytes, hence up to 4x faster.
+ *  - Processing a prompt, x is a chunk of T positions (section 4). Each
+ *    weight, once loaded, serves T multiply-adds, and the speed is set by
+ *    how fast the cores can multiply and add: the FLOP/s bound.
+ *
+ * Those two ceilings make the "roofline"; docs/performance.md measures both
+ * on the reference machine and shows how close each path gets.
+ *
+ * Every output element is computed by one thread, in the same order,
+ * whatever the number of threads: 1 or 16 threads give the same bits. */
+
+/* One output: the dot product of a row of W with x. `omp simd reduction`
+ * lets the compiler keep 8 or 16 partial sums in one SIMD register and add
+ * them up at the end (on its own it may not reorder float additions, so it
+ * could not vectorize this loop). Built with -ffp-contract=fast (see the
+ * Makefile), each multiply and add becomes one fused multiply-add (FMA)
+ * instruction: twice the arithmetic per cycle, and one rounding instead of
+ * two. */
+static float dot(const float *w, const float *x, int n) {
+    float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
+    for (int j = 0; j < n; j++) sum += w[j] * x[j];
+    return sum;
+}
+
+/* Four rows of W times four positions of x: 16 outputs in one pass over j.
+ * In dot() every multiply-add needs two loads; here each loaded w[j] serves
+ * four positions and each x[j] four rows, 16 multiply-adds for 8 loads, so
+ * the FMA units rather than the loads set the speed (3x faster than dot()
+ * on the reference machine). The 16 sums stay in SIMD registers. out is
+ * (4 positions, d), w is 4 rows of n, x is 4 positions of n. */
+static void dot_4x4(float *out, int d, const float *w, const float *x, int n) {
+    const float *w0 = w, *w1 = w + n, *w2 = w + 2 * (size_t)n, *w3 = w + 3 * (size_t)n;
+    const float *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+    #pragma omp simd reduction(+:s00,s01,s02,s03,s10,s11,s12,s13,s20,s21,s22,s23,s30,s31,s32,s33)
+    for (int j = 0; j < n; j++) {
+        float a0 = w0[j], a1 = w1[j], a2 = w2[j], a3 = w3[j];   /* row r    */
+        float b0 = x0[j], b1 = x1[j], b2 = x2[j], b3 = x3[j];   /* position */
+        s00 += a0 * b0; s01 += a0 * b1; s02 += a0 * b2; s03 += a0 * b3;
+        s10 += a1 * b0; s11 += a1 * b1; s12 += a1 * b2; s13 += a1 * b3;
+        s20 += a2 * b0; s21 += a2 * b1; s22 += a2 * b2; s23 += a2 * b3;
+        s30 += a3 * b0; s31 += a3 * b1; s32 += a3 * b2; s33 += a3 * b3;
+    }
+    float *o0 = out, *o1 = out + d, *o2 = out + 2 * (size_t)d, *o3 = out + 3 * (size_t)d;
+    o0[0] = s00; o0[1] = s10; o0[2] = s20; o0[3] = s30;
+    o1[0] = s01; o1[1] = s11; o1[2] = s21; o1[3] = s31;
+    o2[0] = s02; o2[1] = s12; o2[2] = s22; o2[3] = s32;
+    o3[0] = s03; o3[1] = s13; o3[2] = s23; o3[3] = s33;
+}
+
+/* out (T, d) = x (T, n) @ W (d, n) transposed: row t of out is W @ (row t of x).
+ *
+ * For T >= 4, rows of W are taken four at a time, and each group of four
+ * rows (4n floats, which stays in the L1 cache) meets every position of the
+ * chunk before the next four rows are loaded: each weight comes from memory
+ * once per chunk.
+ *
+ * For one position (generating), one row at a time: each core then streams
+ * one contiguous block of W, which the hardware prefetcher follows best.
+ * (Several rows per pass, interleaved, measured 15-35% slower here: the
+ * loads are cheap, x sits in L1 anyway, and the prefetcher loses track of
+ * four short streams; docs/performance.md.)
+ *
+ * schedule(static) hands each thread one contiguous range of rows, decided
+ * before the loop starts: no scheduling traffic while it runs, and every row
+ * costs the same, so nothing is gained from dynamic or guided schedules
+ * (measured: they were 2-10% slower, and noisier). */
+static void matmul(float *out, const float *x, const float *w, int n, int d, int T) {
+    int d4 = T >= 4 ? d / 4 * 4 : 0;   /* the rows done four at a time */
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int i = 0; i < d4; i += 4) {
+            const float *rows = w + (size_t)i * n;
+            int t = 0;
+            for (; t + 4 <= T; t += 4) dot_4x4(out + (size_t)t * d + i, d, rows, x + (size_t)t * n, n);
+            for (; t < T; t++)   /* the last T % 4 positions */
+                for (int r = 0; r < 4; r++)
+                    out[(size_t)t * d + i + r] = dot(rows + (size_t)r * n, x + (size_t)t * n, n);
+        }
+        #pragma omp for schedule(static)
+        for (int i = d4; i < d; i++)
+            for (int t = 0; t < T; t++) out[(size_t)t * d + i] = dot(w + (size_t)i * n, x + (size_t)t * n, n);
+    }
+}
+
+/* --- int8 matmul (Q8_0) ----------------------------------------------------
+ * The weights are int8 in groups of gs, each with a float scale (QMatrix).
+ * x is quantized the same way just before the matmul, so that inside a
+ * group the dot product is a sum of int8 x int8 products, exact in int32:
+ *
+ *     sum_j w_j x_j  ~=  sum_g  ws_g * xs_g * ( sum_{j in g} wq_j * xq_j )
+ *                                              \______ int32, exact ______/
+ *
+ * Quantizing x costs a little accuracy; in exchange the inner loop works on
+ * bytes: 32 multiply-adds per 256-bit instruction instead of 8. */
+
+/* a * b + c with a single rounding where the CPU has an FMA instruction */
+#if defined(FP_FAST_FMAF) || defined(__FMA__)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Quantize n floats (n a multiple of gs) in groups of gs: the rule of
+ * docs/format.md 1.4, used for the weights by tools/lampfile.py and here
+ * for the activations. scale = max|x| / 127, q = round(x / scale) with
+ * halves away from zero, so the largest |x| maps to +-127. An all-zero
+ * group gets scale 0 and zeros. A chunk's worth is split over the cores; a
+ * single position is too little to be worth waking them.
+ *
+ * Rounding: adding +-0.5 and truncating is round-half-away-from-zero, but
+ * in float it can round twice: 0.49999997f + 0.5f is 1.0f, not 0.99999997.
+ * In double the sum is exact (r has 24 significant bits and |r| <= 127),
+ * so this equals roundf(r), and unlike roundf (a library call unless
+ * -fno-trapping-math) it vectorizes. */
+static void quantize_q8(int8_t *q, float *scale, const float *x, size_t n, int gs) {
+    long n_groups = (long)(n / (size_t)gs);
+    #pragma omp parallel for schedule(static) if (n_groups >= 512)
+    for (long g = 0; g < n_groups; g++) {
+        const float *xg = x + (size_t)g * gs;
+        int8_t *qg = q + (size_t)g * gs;
+        float max = 0.0f;
+        for (int j = 0; j < gs; j++) {
+            float a = fabsf(xg[j]);
+            max = a > max ? a : max;
+        }
+        float s = max / 127.0f;
+        scale[g] = s;
+        float divisor = s > 0.0f ? s : 1.0f;   /* an all-zero group: 0 / 1 = 0 */
+        for (int j = 0; j < gs; j++) {
+            float r = xg[j] / divisor;
+            double rounded = (double)r + (r < 0.0f ? -0.5 : 0.5);
+            rounded = rounded > 127.0 ? 127.0 : rounded < -127.0 ? -127.0 : rounded;
+            qg[j] = (int8_t)(int)rounded;   /* int conversion truncates toward zero */
+        }
+    }
+}
+
+/* The reference int8 dot product of a row (w, its scales ws) with x (xq,
+ * xs), n numbers in groups of gs. The inner loop is what the compiler
+ * vectorizes: int8 products summed in int32 (gcc widens the bytes to 16
+ * bits and multiplies; it does not find the faster instruction sequence
+ * dot_q8_avx2 uses below). isum is exact: at most gs * 127 * 127 < 2^24,
+ * so (float)isum is exact too. The four partial sums acc[g % 4] keep the
+ * additions from waiting on one another, and fix the order of the float
+ * arithmetic so that dot_q8_avx2 can compute the same four at once and give
+ * the same bits. */
+static float dot_q8(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int g = 0; g < n / gs; g++) {
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        int32_t isum = 0;
+        #pragma omp simd reduction(+:isum)
+        for (int j = 0; j < gs; j++) isum += (int32_t)wg[j] * (int32_t)xg[j];
+        acc[g % 4] = MADD((float)isum, ws[g] * xs[g], acc[g % 4]);
+    }
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* A worked example of porting a loop to one CPU family: dot_q8 with AVX2
+ * intrinsics (x86 since 2013). Compilers do not find this sequence on their
+ * own (`gcc -S` shows dot_q8's inner loop as vpmovsxbw + vpmullw + vpmovsxwd +
+ * vpaddd: four instructions per 16 bytes), and it is 2.5x faster on one
+ * core. tests/test_forward.c checks it returns the same bits as dot_q8.
+ *
+ * The trick: x86 has no signed x signed byte multiply, only vpmaddubsw,
+ * unsigned x signed, which multiplies 32 byte pairs and adds neighbours into
+ * 16 int16. Move the sign of x onto w, |x| * (w * sign(x)) = w * x, and
+ * both fit: |x| <= 127 as unsigned, w * sign(x) in [-127, 127], and a pair
+ * sums to at most 2 * 127 * 127 = 32258 < 32767, so nothing saturates.
+ * vpmaddwd with ones then adds neighbouring int16 into 8 int32, and
+ * those into the running sum. */
+static inline __m256i dot32_i8(__m256i sum, __m256i w, __m256i x) {
+    __m256i x_abs = _mm256_sign_epi8(x, x);          /* |x| */
+    __m256i w_signed = _mm256_sign_epi8(w, x);       /* w * sign(x) (0 where x = 0) */
+#if defined(__AVXVNNI__)
+    /* CPUs with AVX-VNNI (Zen 4 and 5, Intel since Alder Lake) do the three
+     * steps below in one instruction, vpdpbusd: 1.3x faster here */
+    return _mm256_dpbusd_avx_epi32(sum, x_abs, w_signed);
+#else
+    __m256i pairs = _mm256_maddubs_epi16(x_abs, w_signed);          /* 16 x int16 */
+    return _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));  /* 8 x int32 */
+#endif
+}
+
+/* Software prefetch: ask for the weights this many bytes ahead of the ones
+ * being multiplied. Generating a token streams the int8 weights from memory,
+ * and with only a few instructions per byte the hardware prefetcher alone
+ * leaves the memory bus idle part of the time: one thread read 25-28 GB/s
+ * without this and 37-39 with it (the bound is ~40), docs/performance.md.
+ * Prefetching past the end of the matrix is harmless: it never faults. */
+#define PREFETCH_AHEAD 8192
+
+static inline float dot_q8_avx2_body(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n,
+                                     int gs) {
+    int n_groups = n / gs, g = 0;
+    __m128 acc = _mm_setzero_ps();   /* lane k holds dot_q8's acc[k] */
+    for (; g + 4 <= n_groups; g += 4) {   /* four groups at a time */
+        __m256i sums[4];
+        for (int k = 0; k < 4; k++) {
+            const int8_t *wg = w + (size_t)(g + k) * gs, *xg = x + (size_t)(g + k) * gs;
+            _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < gs; j += 32)
+                s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
+            sums[k] = s;
+        }
+        /* add up each group's 8 lanes, all four groups at once: after the
+         * three horizontal adds, lane k of each 128-bit half holds half of
+         * group g + k's sum */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g), _mm_loadu_ps(xs + g));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);   /* = MADD of dot_q8, lane by lane */
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    for (; g < n_groups; g++) {   /* the last n_groups % 4 groups, as dot_q8 does them */
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+        __m256i s = _mm256_setzero_si256();
+        for (int j = 0; j < gs; j += 32)
+            s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        lanes[g % 4] = MADD((float)_mm_cvtsi128_si32(s4), ws[g] * xs[g], lanes[g % 4]);
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/* The common group sizes get their own copy of the loop, compiled with gs a
+ * constant: the compiler then unrolls the 32-byte steps of a group and the
+ * four groups of a step completely, and keeps the sums in registers (1.6x
+ * faster to process a prompt, 1.1x to generate, on the reference machine). */
+static float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    switch (gs) {
+    case 32: return dot_q8_avx2_body(w, ws, x, xs, n, 32);
+    case 64: return dot_q8_avx2_body(w, ws, x, xs, n, 64);
+    case 128: return dot_q8_avx2_body(w, ws, x, xs, n, 128);
+    default:
+        if (gs % 32 != 0) return dot_q8(w, ws, x, xs, n, gs);   /* groups of whole 32-byte vectors only */
+        return dot_q8_avx2_body(w, ws, x, xs, n, gs);
+    }
+}
+#define DOT_Q8 dot_q8_avx2
+#else
+#define DOT_Q8 dot_q8
+#endif
+
+/* out (T, d) = x (T, n) @ W (d, n) transposed, W and x in int8 groups.
+ * One row at a time, against every position of the chunk while the row
+ * (n bytes) sits in L1: each weight comes from memory once per chunk. */
+static void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws,
+                      int n, int d, int T, int gs) {
+    size_t groups = (size_t)(n / gs);   /* per row */
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < d; i++) {
-        const float *row = w + (size_t)i * n;
-        float sum = 0.0f;
-        #pragma omp simd reduction(+:sum)
-        for (int j = 0; j < n; j++) sum += row[j] * x[j];
-        out[i] = sum;
+        const int8_t *row = wq + (size_t)i * n;
+        const float *row_scales = ws + (size_t)i * groups;
+        for (int t = 0; t < T; t++)
+            out[(size_t)t * d + i] = DOT_Q8(row, row_scales, xq + (size_t)t * n, xs + (size_t)t * groups, n, gs);
     }
+}
+
+/* A weight matrix (d, n) as the forward pass hands it to linear(). */
+typedef struct {
+    const float *f;     /* float32 weights, or NULL when the matrix is int8 */
+    const int8_t *q;    /* int8 values */
+    const float *s;     /* their scales, one per group */
+    int group_size;
+} Mat;
+
+/* Matrix l of a stack of per-layer matrices of `size` elements each. */
+static Mat layer_matrix(const Weights *w, const float *f, const QMatrix *q, size_t l, size_t size) {
+    Mat m = {NULL, NULL, NULL, w->group_size};
+    if (w->group_size) {
+        m.q = q[l].q;
+        m.s = q[l].s;
+    } else {
+        m.f = f + l * size;
+    }
+    return m;
+}
+
+/* out (T, d) = x (T, n) through the linear layer W, float32 or int8 (then
+ * x is quantized on the fly, into the run state's scratch). The name is
+ * PyTorch's, nn.Linear, with no bias. */
+static void linear(float *out, const float *x, Mat w, int n, int d, int T, RunState *s) {
+    if (w.f) {
+        matmul(out, x, w.f, n, d, T);
+        return;
+    }
+    quantize_q8(s->xq, s->xq_scale, x, (size_t)T * n, w.group_size);
+    matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, T, w.group_size);
+}
+
+/* Row `token` of the embedding table into out. An int8 table is
+ * dequantized one row at a time, here: never as a whole (a float32 copy
+ * of a 32000 x 4096 table would be 500 MB). */
+static void embed(float *out, const Weights *w, int token, int dim) {
+    size_t start = (size_t)token * dim;
+    if (!w->group_size) {
+        memcpy(out, w->token_embedding + start, (size_t)dim * sizeof(float));
+        return;
+    }
+    const int8_t *q = w->q_token_embedding.q + start;
+    const float *s = w->q_token_embedding.s + start / (size_t)w->group_size;
+    for (int i = 0; i < dim; i++) out[i] = (float)q[i] * s[i / w->group_size];
 }
 
 /* RoPE (rotary position embedding): rotate each pair (v[2i], v[2i+1]) of
@@ -455,46 +909,64 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-/* Attention for the token at position `pos`, layer cache `layer_offset`.
- * Each query head h looks at the keys of every position t <= pos (causal):
+/* Attention for the n positions pos .. pos + n - 1 of a chunk, in the layer
+ * whose cache starts at `layer_offset`. Each query head h of the position
+ * p = pos + i looks at the keys of every position t <= p (causal):
  *     score_t = q_h . k_t / sqrt(head_dim),  a = softmax(score),
  *     out_h   = sum_t a_t v_t
+ * The chunk's own keys and values are already in the cache, so position p
+ * sees the earlier positions of its chunk, itself, and none after it.
  * With grouped-query attention, n_heads / n_kv_heads query heads share one
  * key/value head: query head h reads kv head h / (n_heads / n_kv_heads).
- * Heads are independent, so OpenMP gives each core its own heads. */
-static void attention(Transformer *t, size_t layer_offset, int pos) {
+ *
+ * The cache keeps each kv head's keys (and values) for all positions
+ * together, (n_kv_heads, seq_len, head_dim) per layer, so the loops over t
+ * read consecutive addresses: a stream the hardware prefetcher follows.
+ * (Stored position by position, a head's keys would be 256-byte pieces
+ * 3 KB apart; attention took 1.4x as long that way in stories110M.)
+ *
+ * The (position, head) pairs are independent, so OpenMP deals them out to
+ * the cores round-robin (static, 1): later positions see more keys, and
+ * dealing one at a time gives every core a fair share of both. */
+static void attention(Transformer *t, size_t layer_offset, int pos, int n) {
     const Config *c = &t->config;
     RunState *s = &t->state;
-    int head_dim = c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-    int kv_mul = c->n_heads / c->n_kv_heads;
+    int head_dim = c->head_dim, n_heads = c->n_heads;
+    int q_dim = n_heads * head_dim;
+    int kv_mul = n_heads / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
-    #pragma omp parallel for schedule(static)
-    for (int h = 0; h < c->n_heads; h++) {
-        const float *q = s->q + (size_t)h * head_dim;
-        float *att = s->att + (size_t)h * c->seq_len;
-        size_t kv_head = (size_t)(h / kv_mul) * head_dim;
-        for (int pos_t = 0; pos_t <= pos; pos_t++) {
-            const float *k = s->key_cache + layer_offset + (size_t)pos_t * kv_dim + kv_head;
-            float score = 0.0f;
-            #pragma omp simd reduction(+:score)
-            for (int i = 0; i < head_dim; i++) score += q[i] * k[i];
-            att[pos_t] = score * scale;
-        }
-        softmax(att, pos + 1);
-        float *out = s->xb + (size_t)h * head_dim;
-        memset(out, 0, (size_t)head_dim * sizeof(float));
-        for (int pos_t = 0; pos_t <= pos; pos_t++) {
-            const float *v = s->value_cache + layer_offset + (size_t)pos_t * kv_dim + kv_head;
-            float a = att[pos_t];
-            #pragma omp simd
-            for (int i = 0; i < head_dim; i++) out[i] += a * v[i];
+    #pragma omp parallel for collapse(2) schedule(static, 1)
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < n_heads; h++) {
+            int last = pos + i;   /* the position of this query: it sees keys 0 .. last */
+            const float *q = s->q + (size_t)i * q_dim + (size_t)h * head_dim;
+            float *att = s->att + ((size_t)i * n_heads + h) * c->seq_len;
+            size_t kv_head = layer_offset + (size_t)(h / kv_mul) * c->seq_len * head_dim;
+            for (int p = 0; p <= last; p++) {
+                const float *k = s->key_cache + kv_head + (size_t)p * head_dim;
+                float score = 0.0f;
+                #pragma omp simd reduction(+:score)
+                for (int j = 0; j < head_dim; j++) score += q[j] * k[j];
+                att[p] = score * scale;
+            }
+            softmax(att, last + 1);
+            float *out = s->xb + (size_t)i * q_dim + (size_t)h * head_dim;
+            memset(out, 0, (size_t)head_dim * sizeof(float));
+            for (int p = 0; p <= last; p++) {
+                const float *v = s->value_cache + kv_head + (size_t)p * head_dim;
+                float a = att[p];
+                #pragma omp simd
+                for (int j = 0; j < head_dim; j++) out[j] += a * v[j];
+            }
         }
     }
 }
 
 /* SwiGLU: h = silu(gate) * up, with silu(x) = x * sigmoid(x) = x / (1 + e^-x).
- * The gate decides, per hidden unit, how much of `up` passes through. */
+ * The gate decides, per hidden unit, how much of `up` passes through. A
+ * chunk's worth of exp() is split over the cores. */
 static void swiglu(float *gate, const float *up, int n) {
+    #pragma omp parallel for schedule(static) if (n >= 32768)
     for (int i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];
@@ -502,52 +974,111 @@ static void swiglu(float *gate, const float *up, int n) {
 }
 
 /* ===========================================================================
- * 4. The forward pass: one token at position pos -> logits for the next
+ * 4. The forward pass: a chunk of tokens in, logits for the next out
  * =========================================================================*/
 
-static float *forward(Transformer *t, int token, int pos) {
+enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
+
+/* Feed n tokens (1 <= n <= CHUNK) at positions pos .. pos + n - 1; their
+ * keys and values join the KV cache. Returns the logits: of the last
+ * position (LOGITS_LAST), of every position, one row of vocab_size each
+ * (LOGITS_ALL, for eval), or none (LOGITS_NONE).
+ *
+ * The n positions go through the layers together, as the rows of a matrix
+ * (x is n x dim): every matmul then reads each weight once for all of them
+ * instead of once per position. That is why a prompt is processed many
+ * times faster than tokens are generated one by one (a new token needs the
+ * previous one, so generating is always the chunk of one). The classifier,
+ * a quarter of a small model's weights, runs only for the positions whose
+ * logits are wanted: for a prompt, only the last. */
+static float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logits_wanted) {
     const Config *c = &t->config;
     const Weights *w = &t->weights;
     RunState *s = &t->state;
-    int dim = c->dim, hidden_dim = c->hidden_dim;
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-    size_t half = (size_t)c->head_dim / 2;
-    const float *cos_row = s->rope_cos + (size_t)pos * half, *sin_row = s->rope_sin + (size_t)pos * half;
+    int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
+    int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
+    size_t half = (size_t)head_dim / 2;
+    if (n < 1 || n > CHUNK || pos < 0 || pos + n > c->seq_len)
+        fatal("forward: %d tokens at position %d do not fit (chunk %d, context %d)", n, pos, CHUNK, c->seq_len);
 
-    /* the token's embedding is the start of the residual stream */
-    memcpy(s->x, w->token_embedding + (size_t)token * dim, (size_t)dim * sizeof(float));
+    /* each token's embedding starts its row of the residual stream */
+    for (int i = 0; i < n; i++) embed(s->x + (size_t)i * dim, w, tokens[i], dim);
 
     for (size_t l = 0; l < (size_t)c->n_layers; l++) {
+        Mat wq = layer_matrix(w, w->wq, w->q_wq, l, (size_t)q_dim * dim);
+        Mat wk = layer_matrix(w, w->wk, w->q_wk, l, (size_t)kv_dim * dim);
+        Mat wv = layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim);
+        Mat wo = layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim);
+        Mat w1 = layer_matrix(w, w->w1, w->q_w1, l, (size_t)hidden_dim * dim);
+        Mat w2 = layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim);
+        Mat w3 = layer_matrix(w, w->w3, w->q_w3, l, (size_t)hidden_dim * dim);
+
         /* --- attention block: x = x + wo @ attention(rope(wq @ n), rope(wk @ n), wv @ n),
-         *     with n = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, w->rms_att_weight + l * dim, dim, c->norm_eps);
-        /* this position's key and value go straight into the cache */
+         *     with n = rmsnorm(x), for every row */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_att_weight + l * dim, dim, c->norm_eps);
+        linear(s->q, s->xb, wq, dim, q_dim, n, s);
+        linear(s->k, s->xb, wk, dim, kv_dim, n, s);
+        linear(s->v, s->xb, wv, dim, kv_dim, n, s);
+        for (int i = 0; i < n; i++) {
+            const float *cos_row = s->rope_cos + (size_t)(pos + i) * half;
+            const float *sin_row = s->rope_sin + (size_t)(pos + i) * half;
+            rope(s->q + (size_t)i * q_dim, c->n_heads, head_dim, cos_row, sin_row);
+            rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, head_dim, cos_row, sin_row);
+        }
+        /* the chunk's keys and values join the cache, head by head, at
+         * positions pos .. pos + n - 1 */
         size_t layer_offset = l * (size_t)c->seq_len * kv_dim;
-        float *k = s->key_cache + layer_offset + (size_t)pos * kv_dim;
-        float *v = s->value_cache + layer_offset + (size_t)pos * kv_dim;
-        matmul(s->q, s->xb, w->wq + l * q_dim * dim, dim, q_dim);
-        matmul(k, s->xb, w->wk + l * kv_dim * dim, dim, kv_dim);
-        matmul(v, s->xb, w->wv + l * kv_dim * dim, dim, kv_dim);
-        rope(s->q, c->n_heads, c->head_dim, cos_row, sin_row);
-        rope(k, c->n_kv_heads, c->head_dim, cos_row, sin_row);
-        attention(t, layer_offset, pos);                  /* -> s->xb (q_dim) */
-        matmul(s->xb2, s->xb, w->wo + l * dim * q_dim, q_dim, dim);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i]; /* residual */
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            size_t at = layer_offset + ((size_t)h * c->seq_len + pos) * head_dim;
+            for (int i = 0; i < n; i++) {
+                memcpy(s->key_cache + at + (size_t)i * head_dim, s->k + (size_t)i * kv_dim + (size_t)h * head_dim,
+                       (size_t)head_dim * sizeof(float));
+                memcpy(s->value_cache + at + (size_t)i * head_dim, s->v + (size_t)i * kv_dim + (size_t)h * head_dim,
+                       (size_t)head_dim * sizeof(float));
+            }
+        }
+        attention(t, layer_offset, pos, n);                 /* -> s->xb (n, q_dim) */
+        linear(s->xb2, s->xb, wo, q_dim, dim, n, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
 
         /* --- feed-forward block: x = x + w2 @ (silu(w1 @ n) * (w3 @ n)),
          *     with n = rmsnorm(x) */
-        rmsnorm(s->xb, s->x, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
-        matmul(s->hb, s->xb, w->w1 + l * hidden_dim * dim, dim, hidden_dim);
-        matmul(s->hb2, s->xb, w->w3 + l * hidden_dim * dim, dim, hidden_dim);
-        swiglu(s->hb, s->hb2, hidden_dim);
-        matmul(s->xb2, s->hb, w->w2 + l * dim * hidden_dim, hidden_dim, dim);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i]; /* residual */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
+        linear(s->hb, s->xb, w1, dim, hidden_dim, n, s);
+        linear(s->hb2, s->xb, w3, dim, hidden_dim, n, s);
+        swiglu(s->hb, s->hb2, n * hidden_dim);
+        linear(s->xb2, s->hb, w2, hidden_dim, dim, n, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
     }
+    if (logits_wanted == LOGITS_NONE) return NULL;
 
-    /* final norm, then the classifier: one logit per vocabulary entry */
-    rmsnorm(s->x, s->x, w->rms_final_weight, dim, c->norm_eps);
-    matmul(s->logits, s->x, w->wcls, dim, c->vocab_size);
+    /* final norm, then the classifier: one logit per vocabulary entry, for
+     * the rows that want them */
+    int first = logits_wanted == LOGITS_ALL ? 0 : n - 1;
+    float *rows = s->x + (size_t)first * dim;
+    for (int i = 0; i < n - first; i++)
+        rmsnorm(rows + (size_t)i * dim, rows + (size_t)i * dim, w->rms_final_weight, dim, c->norm_eps);
+    Mat wcls = layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
+    linear(s->logits, rows, wcls, dim, c->vocab_size, n - first, s);
     return s->logits;
+}
+
+/* One token at position pos -> the logits for the next one (vocab_size). */
+static float *forward(Transformer *t, int token, int pos) {
+    return forward_chunk(t, &token, 1, pos, LOGITS_LAST);
+}
+
+/* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn), a
+ * chunk at a time; returns the logits after the last one. */
+static float *prefill(Transformer *t, const int *tokens, int n, int pos) {
+    float *logits = NULL;
+    for (int done = 0; done < n; done += CHUNK) {
+        int m = n - done < CHUNK ? n - done : CHUNK;
+        logits = forward_chunk(t, tokens + done, m, pos + done, done + m == n ? LOGITS_LAST : LOGITS_NONE);
+    }
+    return logits;
 }
 
 /* ===========================================================================
@@ -671,7 +1202,7 @@ static int sample(Sampler *s, float *logits) {
 }
 
 /* ===========================================================================
- * 6. Generate and chat
+ * 6. Generate, chat and eval
  * =========================================================================*/
 
 static double time_now(void) {
@@ -718,36 +1249,42 @@ static void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const cha
     int *generated = xmalloc((size_t)steps * sizeof(int));
     int n_generated = 0;
 
+    /* Echo the prompt (its first piece follows BOS, so decode drops the
+     * dummy-prefix space), then run it through the model in chunks: one
+     * prefill gives the logits of the first new token. */
     Utf8Printer printer = {0};
-    int token = prompt_ids[0];
-    int pos = 0;
-    double start = time_now(), prompt_done = start;
-    /* The prompt is echoed as it is fed in (its first piece follows BOS, so
-     * decode drops the dummy-prefix space), then the model continues it. */
+    for (int i = 1; i < n_prompt; i++) {
+        size_t len;
+        const char *piece = tokenizer_decode(tok, prompt_ids[i - 1], prompt_ids[i], &len);
+        utf8_print(&printer, piece, len, stdout);
+    }
+    fflush(stdout);
+    double start = time_now();
+    float *logits = prefill(t, prompt_ids, n_prompt, 0);
+    double prompt_done = time_now();
+
+    /* Then the model continues it, one token at a time: sample, print, feed
+     * the new token back in at the next position. */
+    int token = prompt_ids[n_prompt - 1];
+    int pos = n_prompt;
     while (n_generated < steps) {
-        float *logits = forward(t, token, pos);
-        int next;
-        if (pos + 1 < n_prompt) {
-            next = prompt_ids[pos + 1];     /* still inside the prompt: force it */
-        } else {
-            if (pos + 1 == n_prompt) prompt_done = time_now();
-            next = sample(sampler, logits);
-            generated[n_generated++] = next;
-        }
-        pos++;
-        if (pos >= n_prompt && is_stop_token(t, next)) break;
+        int next = sample(sampler, logits);
+        generated[n_generated++] = next;
+        if (is_stop_token(t, next)) break;
         size_t len;
         const char *piece = tokenizer_decode(tok, token, next, &len);
         utf8_print(&printer, piece, len, stdout);
         fflush(stdout);
         token = next;
+        if (n_generated == steps) break;    /* the last token is printed, never fed */
+        logits = forward(t, token, pos++);
     }
     utf8_flush(&printer, stdout);
     printf("\n");
     fflush(stdout);
     double end = time_now();
-    /* Speed. The prompt phase produces the first new token; the decode
-     * phase is the rest. */
+    /* Speed. The prompt phase gives the logits of the first new token; the
+     * decode phase is the rest. */
     double prompt_s = prompt_done - start, decode_s = end - prompt_done;
     fprintf(stderr, "load %.0f ms | prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s\n",
             info->load_seconds * 1e3, n_prompt, prompt_s > 0 ? n_prompt / prompt_s : 0.0,
@@ -816,9 +1353,13 @@ static void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *f
             break;
         }
         double t0 = time_now();
-        float *logits = NULL;
-        if (ended_with_eos) logits = forward(t, c->eos_id, pos++);
-        for (int i = 0; i < n_ids; i++) logits = forward(t, ids[i], pos++);
+        if (ended_with_eos) {   /* put the EOS in front of the turn's ids */
+            ids = xrealloc(ids, (size_t)n_feed * sizeof(int));
+            memmove(ids + 1, ids, (size_t)n_ids * sizeof(int));
+            ids[0] = c->eos_id;
+        }
+        float *logits = prefill(t, ids, n_feed, pos);   /* the whole turn, a chunk at a time */
+        pos += n_feed;
         free(ids);
         ended_with_eos = 0;
 
@@ -853,6 +1394,103 @@ done:
     free(system);
 }
 
+/* --- eval: how well does the model predict a text? -------------------------
+ * The model's loss on a text is the mean negative log-likelihood (NLL) of
+ * each token given the ones before it, -log p(token | context), in nats.
+ * exp(NLL) is the perplexity: the model is as unsure as if it picked
+ * uniformly among that many tokens. NLL depends on the tokenizer (a text cut
+ * into more, smaller tokens has a lower NLL per token), so to compare models
+ * with different vocabularies we also give bits per byte: the total NLL in
+ * bits divided by the bytes of text, how many bits the model would need to
+ * compress the text. */
+
+/* -log softmax(logits)[target], with the sum of exponentials in double. */
+static double token_nll(const float *logits, int vocab_size, int target) {
+    float max = logits[0];
+    for (int i = 1; i < vocab_size; i++) if (logits[i] > max) max = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < vocab_size; i++) sum += exp((double)logits[i] - max);
+    return (double)max + log(sum) - (double)logits[target];
+}
+
+/* Sum of the NLL of tokens[1 .. n-1], each predicted from the tokens before
+ * it, starting from an empty cache at position 0 (n <= seq_len). tokens[0]
+ * is context only. The last token is never fed in: nothing follows it. */
+static double sequence_nll(Transformer *t, const int *tokens, int n) {
+    const Config *c = &t->config;
+    double *nll = xmalloc((size_t)(n > 1 ? n - 1 : 1) * sizeof(double));
+    for (int start = 0; start < n - 1; start += CHUNK) {
+        int m = n - 1 - start < CHUNK ? n - 1 - start : CHUNK;
+        const float *logits = forward_chunk(t, tokens + start, m, start, LOGITS_ALL);
+        #pragma omp parallel for schedule(static)
+        for (int i = 0; i < m; i++)
+            nll[start + i] = token_nll(logits + (size_t)i * c->vocab_size, c->vocab_size, tokens[start + i + 1]);
+    }
+    double total = 0.0;   /* added in order, so the result does not depend on the thread count */
+    for (int i = 0; i < n - 1; i++) total += nll[i];
+    free(nll);
+    return total;
+}
+
+/* Evaluate the text file at `path`. The exact definition, so that numbers
+ * from different models and weight types can be compared:
+ *  - documents are separated by blank lines (one or more empty lines); a
+ *    document's own single newlines are part of it;
+ *  - each document is encoded with BOS first (the dummy-prefix space, as
+ *    when prompting) and is scored on its own, from an empty cache: every
+ *    token after the BOS is predicted from the ones before it;
+ *  - a document longer than the context is cut into windows of seq_len
+ *    tokens that overlap by one, so each token is predicted exactly once;
+ *    the first token of a window is context only, and a window starts from
+ *    an empty cache;
+ *  - mean NLL = total NLL / tokens scored; perplexity = exp(mean NLL);
+ *    bits per byte = total NLL / ln 2 / bytes, counting the bytes of the
+ *    documents (not the blank lines between them). */
+static void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *info) {
+    const Config *c = &t->config;
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("cannot open %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t size = 0, cap = 0, got;
+    do {
+        if (size + 65536 > cap) text = xrealloc(text, cap = 2 * cap + 65536);
+        got = fread(text + size, 1, cap - size, f);
+        size += got;
+    } while (got > 0);
+    if (ferror(f)) fatal("cannot read %s: %s", path, strerror(errno));
+    fclose(f);
+    if (c->seq_len < 2) fatal("eval needs a context of at least 2 positions (seq_len is %d)", c->seq_len);
+
+    double total_nll = 0.0, start_time = time_now();
+    long n_scored = 0, n_bytes = 0, n_docs = 0;
+    size_t i = 0;
+    while (i < size) {
+        while (i < size && text[i] == '\n') i++;            /* blank lines between documents */
+        if (i >= size) break;
+        size_t begin = i;                                    /* a document ends at "\n\n" or the end */
+        while (i < size && !(text[i] == '\n' && (i + 1 == size || text[i + 1] == '\n'))) i++;
+        int n;
+        int *ids = tokenizer_encode(tok, text + begin, i - begin, 1, 0, &n);
+        for (int w = 0; w < n - 1; w += c->seq_len - 1) {    /* windows of seq_len, overlapping by one */
+            int len = n - w < c->seq_len ? n - w : c->seq_len;
+            total_nll += sequence_nll(t, ids + w, len);
+            n_scored += len - 1;
+        }
+        free(ids);
+        n_bytes += (long)(i - begin);
+        n_docs++;
+    }
+    free(text);
+    if (n_scored == 0) fatal("%s has no text to evaluate", path);
+    double seconds = time_now() - start_time, mean = total_nll / (double)n_scored;
+    printf("eval %s: %ld documents, %ld bytes, %ld tokens scored\n", path, n_docs, n_bytes, n_scored);
+    printf("mean NLL %.6f nats/token | perplexity %.4f | bits per byte %.6f\n", mean, exp(mean),
+           total_nll / log(2.0) / (double)n_bytes);
+    fflush(stdout);
+    fprintf(stderr, "load %.0f ms | eval %ld tokens, %.1f tok/s\n", info->load_seconds * 1e3, n_scored,
+            seconds > 0 ? (double)n_scored / seconds : 0.0);
+}
+
 /* ===========================================================================
  * 7. The command line
  * =========================================================================*/
@@ -863,7 +1501,8 @@ done:
 static void print_usage(FILE *out) {
     fprintf(out,
         "usage: run [MODEL] [options]\n"
-        "  MODEL      a lamp model (.lamp) or a llama2.c checkpoint (.bin, version 0 or 1);\n"
+        "  MODEL      a lamp model (.lamp, float32 or int8) or a llama2.c checkpoint\n"
+        "             (.bin, version 0, 1 or 2 = int8);\n"
         "             default " DEFAULT_MODEL "\n"
         "options (defaults in brackets):\n"
         "  -t FLOAT   temperature, 0 = greedy, >= 0 [1.0]\n"
@@ -873,9 +1512,10 @@ static void print_usage(FILE *out) {
         "  -n INT     tokens to generate (chat: per reply); 0 = until the context is full [256]\n"
         "  -i STRING  prompt (chat: the first user message) [none]\n"
         "  -z FILE    tokenizer.bin for llama2.c checkpoints; lamp models carry their own [tokenizer.bin]\n"
-        "  -m MODE    generate or chat [generate]\n"
+        "  -m MODE    generate, chat, or eval (the loss on a text file, -f) [generate]\n"
+        "  -f FILE    eval: the text file; documents are separated by blank lines [none]\n"
         "  -y STRING  chat: system prompt; when absent, chat asks for one [none]\n"
-        "  --threads N  threads for matmul and attention [number of cores]\n"
+        "  --threads N  threads for matmul and attention [OMP_NUM_THREADS, else the physical cores]\n"
         "  -v         verbose: print the seed, the token ids and timing on stderr\n"
         "  -h         this help\n"
         "The text goes to stdout; load time and tokens per second to stderr.\n"
@@ -905,9 +1545,46 @@ static uint64_t parse_seed(const char *text) {
     return (uint64_t)v;
 }
 
+/* Threads default to the physical cores. A second hardware thread on a core
+ * (SMT, "hyper-threading") shares that core's FMA units and memory
+ * bandwidth, which the matmuls already keep busy, so it adds contention,
+ * not speed. Linux's /proc/cpuinfo gives each logical CPU a "physical id"
+ * (socket) and "core id": count the distinct pairs. Where it has none (some
+ * ARM kernels) or cannot be read, use every processor OpenMP may run on. */
+#ifdef _OPENMP
+static int physical_cores(void) {
+    int procs = omp_get_num_procs();   /* respects the CPU affinity mask */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return procs;
+    long pairs[1024];
+    int n_pairs = 0;
+    long package = -1, core = -1;
+    char line[512];
+    for (;;) {
+        int more = fgets(line, sizeof line, f) != NULL;
+        if (!more || line[0] == '\n') {   /* end of one processor's block */
+            if (package >= 0 && core >= 0) {
+                long key = package * 100000 + core;
+                int seen = 0;
+                for (int i = 0; i < n_pairs; i++) seen |= pairs[i] == key;
+                if (!seen && n_pairs < 1024) pairs[n_pairs++] = key;
+            }
+            package = core = -1;
+            if (!more) break;
+            continue;
+        }
+        if (strncmp(line, "physical id", 11) == 0) package = strtol(strchr(line, ':') ? strchr(line, ':') + 1 : line, NULL, 10);
+        if (strncmp(line, "core id", 7) == 0) core = strtol(strchr(line, ':') ? strchr(line, ':') + 1 : line, NULL, 10);
+    }
+    fclose(f);
+    if (n_pairs == 0) return procs;
+    return n_pairs < procs ? n_pairs : procs;   /* a container may be allowed fewer CPUs */
+}
+#endif
+
 int main(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
-    const char *system_prompt = NULL;
+    const char *system_prompt = NULL, *eval_path = NULL;
     float temperature = 1.0f, topp = 0.9f;
     int topk = 0, steps = 256, threads = 0, verbose = 0;
     uint64_t seed = 0;
@@ -923,7 +1600,7 @@ int main(int argc, char **argv) {
         }
         int known = !strcmp(arg, "-t") || !strcmp(arg, "-p") || !strcmp(arg, "-k") || !strcmp(arg, "-s") ||
                     !strcmp(arg, "-n") || !strcmp(arg, "-i") || !strcmp(arg, "-z") || !strcmp(arg, "-m") ||
-                    !strcmp(arg, "-y") || !strcmp(arg, "--threads");
+                    !strcmp(arg, "-y") || !strcmp(arg, "-f") || !strcmp(arg, "--threads");
         if (!known) fatal("unknown option '%s'; -h for help", arg);
         if (i + 1 >= argc) fatal("option %s needs a value; -h for help", arg);
         const char *value = argv[++i];
@@ -937,9 +1614,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "-z")) tokenizer_path = value;
         else if (!strcmp(arg, "-y")) system_prompt = value;
         else if (!strcmp(arg, "-m")) mode = value;
+        else if (!strcmp(arg, "-f")) eval_path = value;
     }
-    if (strcmp(mode, "generate") != 0 && strcmp(mode, "chat") != 0)
-        fatal("invalid mode '%s' for -m: expected generate or chat", mode);
+    if (strcmp(mode, "generate") != 0 && strcmp(mode, "chat") != 0 && strcmp(mode, "eval") != 0)
+        fatal("invalid mode '%s' for -m: expected generate, chat or eval", mode);
+    if (!strcmp(mode, "eval") && !eval_path) fatal("-m eval needs a text file to evaluate: -f FILE");
+    if (strcmp(mode, "eval") != 0 && eval_path) fatal("-f FILE is the text for -m eval; it does nothing with -m %s", mode);
     if (!model_path) {
         if (access(DEFAULT_MODEL, R_OK) != 0)
             fatal("no model given and the default " DEFAULT_MODEL " is not here; usage: run MODEL [options] (-h for help)");
@@ -947,6 +1627,7 @@ int main(int argc, char **argv) {
     }
     if (seed == 0) seed = (uint64_t)(unsigned int)time(NULL); /* as llama2.c; never 0 */
 #ifdef _OPENMP
+    if (threads == 0 && !getenv("OMP_NUM_THREADS")) threads = physical_cores();
     if (threads > 0) omp_set_num_threads(threads);
 #else
     (void)threads;
@@ -977,11 +1658,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "model %s: dim %d, hidden %d, layers %d, heads %d, kv heads %d, head_dim %d, vocab %d, seq_len %d\n",
                 model_path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
                 c->vocab_size, c->seq_len);
+        if (transformer.weights.group_size)
+            fprintf(stderr, "weights int8 (Q8_0, groups of %d)\n", transformer.weights.group_size);
+        else
+            fprintf(stderr, "weights float32\n");
+#ifdef _OPENMP
+        fprintf(stderr, "threads %d\n", omp_get_max_threads());
+#endif
         fprintf(stderr, "seed %llu (replay with -s %llu), temperature %g, top-p %g, top-k %d\n",
                 (unsigned long long)seed, (unsigned long long)seed, temperature, topp, topk);
     }
     if (strcmp(mode, "generate") == 0) generate(&transformer, tok, &sampler, prompt, steps, &info);
-    else chat(&transformer, tok, &sampler, prompt, system_prompt, steps, &info);
+    else if (strcmp(mode, "chat") == 0) chat(&transformer, tok, &sampler, prompt, system_prompt, steps, &info);
+    else eval_file(&transformer, tok, eval_path, &info);
 
     free_sampler(&sampler);
     if (tok == &file_tokenizer) tokenizer_free(&file_tokenizer);

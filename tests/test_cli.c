@@ -12,10 +12,14 @@
  *    thread count, chat keeps the conversation and says when it is full. */
 #include "tests/testutil.h"
 
+#include <math.h>
+
 #define L2C "tests/data/llama2c/"
 #define GOOD_LAMP "tests/golden/forward/llama2c-compat.lamp"  /* seq_len 64, vocab 512 */
 #define GOOD_V0 L2C "gqa-shared.bin"
 #define IDTOK L2C "idtok512.bin"
+#define Q8_LAMP "tests/golden/forward_q8/q8-llama2c.lamp"   /* int8, groups of 32, seq_len 64, vocab 512 */
+#define Q8_V2 "tests/golden/forward_q8/q8-llama2c.v2.bin"   /* the same, llama2.c version 2 */
 
 /* argv helpers: up to 16 arguments, NULL-terminated, program first. */
 #define ARGS(...) ((char *const[]){__VA_ARGS__, NULL})
@@ -134,8 +138,31 @@ START_TEST(test_bad_model_files) {
     expect_error(NULL, ARGS((char *)run, (char *)patched_i32(GOOD_LAMP, "wtype", 60, 9)), "weight type");
     expect_error(NULL, ARGS((char *)run, (char *)patched_i32(GOOD_V0, "v0-layers", 8, 1 << 20), "-z", IDTOK), "n_layers");
     expect_error(NULL, ARGS((char *)run, (char *)patched_i32(GOOD_V0, "v0-seqlen", 24, 1 << 19), "-z", IDTOK), "header implies");
+    /* a version 0 file given a version 2 magic: its first weights are read as the header */
     int32_t v2_header[2] = {0x616b3432, 2};
-    expect_error(NULL, ARGS((char *)run, (char *)make_variant(GOOD_V0, "v2", 0, 0, v2_header, 8), "-z", IDTOK), "version 2");
+    expect_error(NULL, ARGS((char *)run, (char *)make_variant(GOOD_V0, "v2", 0, 0, v2_header, 8), "-z", IDTOK), "bad llama2.c header");
+    int32_t v3_header[2] = {0x616b3432, 3};
+    expect_error(NULL, ARGS((char *)run, (char *)make_variant(GOOD_V0, "v3", 0, 0, v3_header, 8), "-z", IDTOK), "version 3");
+}
+END_TEST
+
+/* int8 files: the group size must be sane and divide every row; the size
+ * must match, as for float32 files. */
+START_TEST(test_bad_int8_files) {
+    const char *run = program("run");
+    size_t q8_size, v2_size;
+    free(slurp(Q8_LAMP, &q8_size));
+    free(slurp(Q8_V2, &v2_size));
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_LAMP, "gs12", 64, 12)), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_LAMP, "gs0", 64, 0)), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_LAMP, "gs-huge", 64, 1 << 20)), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_LAMP, "gs16", 64, 16)), "header implies");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(GOOD_LAMP, "f32-gs", 64, 32)), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_LAMP, "q8-as-f32", 60, 0)), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)make_variant(Q8_LAMP, "q8-cut", q8_size - 4, 0, NULL, 0)), "truncated");
+    expect_error(NULL, ARGS((char *)run, (char *)make_variant(Q8_V2, "v2-cut", v2_size - 1, 0, NULL, 0), "-z", IDTOK), "truncated");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_V2, "v2-gs0", 37, 0), "-z", IDTOK), "group_size");
+    expect_error(NULL, ARGS((char *)run, (char *)patched_i32(Q8_V2, "v2-gs24", 37, 24), "-z", IDTOK), "group_size");
 }
 END_TEST
 
@@ -173,6 +200,11 @@ START_TEST(test_bad_flags) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_error(NULL, ARGS(run, GOOD_LAMP, (char *)bad[i][0], (char *)bad[i][1]), "invalid value");
     expect_error(NULL, ARGS(run, GOOD_LAMP, "-m", "poem"), "invalid mode");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "-m", "eval"), "-f FILE");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "-f", "README.md"), "-m eval");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "-m", "eval", "-f", "tests/no-such-text.txt"), "cannot open");
+    write_file(TMP_DIR "/blank.txt", "\n\n\n", 3);
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "-m", "eval", "-f", TMP_DIR "/blank.txt"), "no text");
     expect_error(NULL, ARGS(run, GOOD_LAMP, GOOD_LAMP), "two model files");
 }
 END_TEST
@@ -192,7 +224,7 @@ END_TEST
 START_TEST(test_help_documents_every_flag) {
     Proc p = run_program(NULL, ARGS((char *)program("run"), "-h"));
     ck_assert_int_eq(p.code, 0);
-    const char *flags[] = {"-t ", "-p ", "-k ", "-s ", "-n ", "-i ", "-z ", "-m ", "-y ", "--threads", "-v ", "-h "};
+    const char *flags[] = {"-t ", "-p ", "-k ", "-s ", "-n ", "-i ", "-z ", "-m ", "-y ", "-f ", "--threads", "-v ", "-h "};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ck_assert_msg(strstr(p.out, flags[i]) != NULL, "-h does not document %s", flags[i]);
     free_proc(&p);
@@ -213,6 +245,62 @@ START_TEST(test_generate_reproducible) {
     ck_assert_msg(strncmp(a.out, "the", 3) == 0, "the prompt is not echoed first: %s", a.out);
     free_proc(&a);
     free_proc(&b);
+}
+END_TEST
+
+/* int8 models run: the lamp and llama2.c version 2 files of the same
+ * weights print the same story, for any thread count. */
+START_TEST(test_generate_int8) {
+    char *run = (char *)program("run");
+    Proc a = run_program(NULL, ARGS(run, Q8_LAMP, "-t", "0", "-n", "40", "-i", "the cat", "--threads", "1", "-v"));
+    Proc b = run_program(NULL, ARGS(run, Q8_V2, "-z", IDTOK, "-t", "0", "-n", "40", "-i", "the cat", "--threads", "2"));
+    ck_assert_msg(a.code == 0 && b.code == 0, "exit %d/%d, stderr: %s %s", a.code, b.code, a.err, b.err);
+    ck_assert_msg(strstr(a.err, "weights int8 (Q8_0, groups of 32)") != NULL, "-v does not say int8: %s", a.err);
+    ck_assert_msg(strncmp(a.out, "the cat", 7) == 0, "the prompt is not echoed first: %s", a.out);
+    /* idtok512 and the embedded synthetic tokenizer differ, so compare the ids, not the text */
+    Proc c = run_program(NULL, ARGS(run, Q8_V2, "-z", IDTOK, "-t", "0", "-n", "40", "--threads", "2", "-v"));
+    Proc d = run_program(NULL, ARGS(run, Q8_LAMP, "-z", IDTOK, "-t", "0", "-n", "40", "--threads", "1", "-v"));
+    const char *ids_c = strstr(c.err, "generated ids"), *ids_d = strstr(d.err, "generated ids");
+    ck_assert_msg(ids_c && ids_d && strcmp(ids_c, ids_d) == 0, "lamp and v2 files generate differently:\n%s\n%s", c.err, d.err);
+    free_proc(&a); free_proc(&b); free_proc(&c); free_proc(&d);
+}
+END_TEST
+
+/* -m eval: two lines on stdout, the numbers consistent with each other
+ * (perplexity = exp(NLL), bits per byte = NLL * tokens / ln 2 / bytes),
+ * documents and bytes counted as documented, the same for 1 and 2 threads;
+ * int8 models evaluate too. */
+static void eval_numbers(const char *model, const char *text_path, const char *threads, long *docs, long *bytes,
+                         long *tokens, double *nll, double *ppl, double *bpb) {
+    Proc p = run_program(NULL, ARGS((char *)program("run"), (char *)model, "-m", "eval", "-f", (char *)text_path,
+                                    "--threads", (char *)threads));
+    ck_assert_msg(p.exited && p.code == 0, "eval failed: %s", p.err);
+    char path[256];
+    int got = sscanf(p.out, "eval %255[^:]: %ld documents, %ld bytes, %ld tokens scored\n"
+                            "mean NLL %lf nats/token | perplexity %lf | bits per byte %lf",
+                     path, docs, bytes, tokens, nll, ppl, bpb);
+    ck_assert_msg(got == 7, "unexpected eval output (%d fields): %s", got, p.out);
+    ck_assert_msg(strstr(p.err, "tok/s") != NULL, "no speed report: %s", p.err);
+    free_proc(&p);
+}
+
+START_TEST(test_eval) {
+    /* three documents (blank lines between; a single newline stays inside one) */
+    const char *text = "the cat sat on the mat.\nthe dog sat on the log.\n\n\nonce upon a time\n\nthe end\n";
+    write_file(TMP_DIR "/eval.txt", text, strlen(text));
+    long docs, bytes, tokens, docs2, bytes2, tokens2;
+    double nll, ppl, bpb, nll2, ppl2, bpb2;
+    eval_numbers(GOOD_LAMP, TMP_DIR "/eval.txt", "1", &docs, &bytes, &tokens, &nll, &ppl, &bpb);
+    ck_assert_int_eq(docs, 3);
+    ck_assert_int_eq(bytes, strlen("the cat sat on the mat.\nthe dog sat on the log.") + strlen("once upon a time") +
+                                strlen("the end"));
+    ck_assert_msg(nll > 0 && fabs(ppl - exp(nll)) < 1e-3 * ppl, "perplexity %g is not exp(%g)", ppl, nll);
+    ck_assert_msg(fabs(bpb - nll * tokens / log(2.0) / bytes) < 1e-4, "bits per byte %g inconsistent", bpb);
+    eval_numbers(GOOD_LAMP, TMP_DIR "/eval.txt", "2", &docs2, &bytes2, &tokens2, &nll2, &ppl2, &bpb2);
+    ck_assert_msg(nll2 == nll && tokens2 == tokens, "eval differs between 1 and 2 threads: %.9g vs %.9g", nll, nll2);
+    /* int8 weights: close to, but not the same as, float32 */
+    eval_numbers(Q8_LAMP, TMP_DIR "/eval.txt", "2", &docs2, &bytes2, &tokens2, &nll2, &ppl2, &bpb2);
+    ck_assert_msg(tokens2 > 0 && nll2 > 0, "int8 eval: %g", nll2);
 }
 END_TEST
 
@@ -249,6 +337,7 @@ int main(void) {
     TCase *bad = tcase_create("bad input");
     tcase_set_timeout(bad, 120);
     tcase_add_test(bad, test_bad_model_files);
+    tcase_add_test(bad, test_bad_int8_files);
     tcase_add_test(bad, test_bad_tokenizer);
     tcase_add_test(bad, test_prompt_longer_than_context);
     tcase_add_test(bad, test_bad_flags);
@@ -258,6 +347,8 @@ int main(void) {
     tcase_set_timeout(good, 120);
     tcase_add_test(good, test_help_documents_every_flag);
     tcase_add_test(good, test_generate_reproducible);
+    tcase_add_test(good, test_generate_int8);
+    tcase_add_test(good, test_eval);
     tcase_add_test(good, test_chat_turns_and_context_full);
     suite_add_tcase(s, good);
     SRunner *sr = srunner_create(s);

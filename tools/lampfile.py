@@ -76,6 +76,11 @@ CFG_KEYS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "head_dim"
 LAMP_TENSOR_ORDER = ("token_embedding", "rms_att_weight", "wq", "wk", "wv", "wo",
                      "rms_ffn_weight", "w1", "w2", "w3", "rms_final_weight", "wcls")
 
+# Weight types (header field weight_type, docs/format.md 1.1 and 1.4). With
+# WEIGHT_Q8_0 these nine matrices are int8 groups; the RMSNorm gains stay float32.
+WEIGHT_F32, WEIGHT_Q8_0 = 0, 1
+Q8_TENSORS = ("token_embedding", "wq", "wk", "wv", "wo", "w1", "w2", "w3", "wcls")
+
 
 @dataclass
 class Tokenizer:
@@ -173,6 +178,63 @@ def _align(n, a=LAMP_ALIGN):
 
 
 # ---------------------------------------------------------------------------
+# Q8_0: int8 weights in groups (docs/format.md, 1.4)
+# ---------------------------------------------------------------------------
+
+def check_q8_group_size(cfg, group_size):
+    """Raise ValueError unless group_size is a valid Q8_0 group size for cfg:
+    a multiple of 4, at most 1024, dividing every row length (dim, q_dim and
+    hidden_dim), so that no group straddles two rows."""
+    q_dim = cfg["n_heads"] * cfg["head_dim"]
+    if int(group_size) != group_size or not 4 <= group_size <= 1024 or group_size % 4:
+        raise ValueError(f"group_size {group_size}: must be a multiple of 4 from 4 to 1024")
+    for what, n in (("dim", cfg["dim"]), ("q_dim", q_dim), ("hidden_dim", cfg["hidden_dim"])):
+        if n % group_size:
+            raise ValueError(f"group_size {group_size} does not divide {what} = {n}")
+
+
+def q8_group_size(cfg, preferred=64):
+    """The largest valid group size that is preferred / 2^k: llama2.c's rule
+    (start at 64, halve until it fits), checked against every row length."""
+    gs = preferred
+    while gs >= 4:
+        try:
+            check_q8_group_size(cfg, gs)
+            return gs
+        except ValueError:
+            gs //= 2
+    raise ValueError(f"no Q8_0 group size of the form {preferred} / 2^k fits this model")
+
+
+def quantize_q8_0(w, group_size):
+    """Quantize w to Q8_0 -> (values, scales).
+
+    values: int8, w's shape; scales: float32, (w.size // group_size,). Group g
+    is elements g*group_size ... (g+1)*group_size - 1 of w in row-major order:
+    scale = max|x| / 127 (in float32), q = round(x / scale) with halves
+    rounded away from zero, clipped to [-127, 127]; an all-zero group has
+    scale 0 and values 0. This is the float32 arithmetic of run.c's
+    quantize_q8 (which quantizes the activations), so both give the same bytes.
+    """
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    if w.size % group_size:
+        raise ValueError(f"{w.size} elements are not a multiple of group_size {group_size}")
+    groups = w.reshape(-1, group_size)
+    scales = (np.abs(groups).max(axis=1) / np.float32(127)).astype(np.float32)
+    ratio = groups / np.where(scales > 0, scales, np.float32(1))[:, None]  # float32 division
+    ratio = ratio.astype(np.float64)  # |ratio| + 0.5 is exact in float64: no double rounding
+    q = np.clip(np.sign(ratio) * np.floor(np.abs(ratio) + 0.5), -127, 127)
+    q[scales == 0] = 0
+    return q.astype(np.int8).reshape(w.shape), scales
+
+
+def dequantize_q8_0(values, scales, group_size):
+    """values * scales, group by group, in float32 (as run.c's embedding lookup)."""
+    groups = np.asarray(values, dtype=np.float32).reshape(-1, group_size)
+    return (groups * np.asarray(scales, dtype=np.float32)[:, None]).reshape(np.shape(values))
+
+
+# ---------------------------------------------------------------------------
 # lamp version 1
 # ---------------------------------------------------------------------------
 
@@ -208,10 +270,17 @@ def decode_tokenizer(data):
     return Tokenizer(pieces=pieces, add_dummy_prefix=int(flags & TOKENIZER_FLAG_DUMMY_PREFIX))
 
 
-def write_lamp(path, cfg, tensors, tokenizer):
-    """Write a lamp version 1 model file: header, tokenizer, 64-byte aligned tensors."""
+def write_lamp(path, cfg, tensors, tokenizer, group_size=0):
+    """Write a lamp version 1 model file: header, tokenizer, 64-byte aligned tensors.
+
+    group_size > 0 writes weight type 1 (Q8_0): the float32 tensors are
+    quantized here with quantize_q8_0, and each of the nine matrices becomes
+    two blocks, int8 values then float32 scales, each 64-byte aligned.
+    """
     check_cfg(cfg)
     tensors = check_tensors(cfg, tensors)
+    if group_size:
+        check_q8_group_size(cfg, group_size)
     n_pieces = len(_field(tokenizer, "pieces"))
     if n_pieces != cfg["vocab_size"]:
         raise ValueError(f"the tokenizer has {n_pieces} pieces but vocab_size is "
@@ -224,22 +293,28 @@ def write_lamp(path, cfg, tensors, tokenizer):
         cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"],
         cfg["n_kv_heads"], cfg["head_dim"], cfg["vocab_size"], cfg["seq_len"],
         cfg["rope_theta"], cfg["norm_eps"], cfg["bos_id"], cfg["eos_id"],
-        flags, 0, 0, 0,  # flags, weight_type 0 = float32, group_size, reserved
+        flags, WEIGHT_Q8_0 if group_size else WEIGHT_F32, group_size, 0,  # reserved
         len(tok))
     with open(path, "wb") as f:
         f.write(header.ljust(LAMP_HEADER_SIZE, b"\0"))
         f.write(tok)
         for name in LAMP_TENSOR_ORDER:
             if name in tensors:
-                f.write(b"\0" * (_align(f.tell()) - f.tell()))  # pad to 64 bytes
-                f.write(tensors[name].tobytes())
+                blocks = [tensors[name]]
+                if group_size and name in Q8_TENSORS:
+                    blocks = quantize_q8_0(tensors[name], group_size)  # values, scales
+                for block in blocks:
+                    f.write(b"\0" * (_align(f.tell()) - f.tell()))  # pad to 64 bytes
+                    f.write(block.tobytes())
 
 
 def read_lamp(path):
     """Read a lamp version 1 file -> (cfg, tensors, tokenizer).
 
     Checks the magic, the version, the weight type and that the file is exactly
-    as long as its header says, like run.c does.
+    as long as its header says, like run.c does. A Q8_0 file (weight type 1)
+    gives its matrices dequantized to float32 (values * scales, as run.c
+    computes them) and cfg["group_size"].
     """
     with open(path, "rb") as f:
         data = f.read()
@@ -250,24 +325,34 @@ def read_lamp(path):
      _reserved, tok_size) = _LAMP_HEADER.unpack_from(data, 0)
     if version != LAMP_VERSION:
         raise ValueError(f"{path}: lamp version {version}, this reader knows {LAMP_VERSION}")
-    if weight_type != 0:
-        raise ValueError(f"{path}: weight_type {weight_type}; only 0 (float32) is known")
+    if weight_type not in (WEIGHT_F32, WEIGHT_Q8_0):
+        raise ValueError(f"{path}: weight_type {weight_type}; only 0 (float32) and 1 (Q8_0) are known")
     cfg = dict(dim=dim, hidden_dim=hidden_dim, n_layers=n_layers, n_heads=n_heads,
                n_kv_heads=n_kv_heads, head_dim=head_dim, vocab_size=vocab_size,
                seq_len=seq_len, rope_theta=rope_theta, norm_eps=norm_eps,
                bos_id=bos_id, eos_id=eos_id,
                shared_classifier=bool(flags & FLAG_SHARED_CLASSIFIER))
     check_cfg(cfg)
+    q8 = weight_type == WEIGHT_Q8_0
+    if q8:
+        check_q8_group_size(cfg, group_size)
+        cfg["group_size"] = group_size
 
     # Walk the layout once to find where the file must end.
     shapes = tensor_shapes(cfg)
     off = LAMP_HEADER_SIZE + tok_size
-    offsets = {}
+    offsets, scale_offsets = {}, {}
     for name in LAMP_TENSOR_ORDER:
         if name in shapes:
             off = _align(off)
             offsets[name] = off
-            off += 4 * int(np.prod(shapes[name]))
+            numel = int(np.prod(shapes[name]))
+            if q8 and name in Q8_TENSORS:  # int8 values, then float32 scales
+                off = _align(off + numel)
+                scale_offsets[name] = off
+                off += 4 * (numel // group_size)
+            else:
+                off += 4 * numel
     if len(data) != off:
         raise ValueError(f"{path}: file is {len(data)} bytes, its header implies {off}")
 
@@ -276,7 +361,12 @@ def read_lamp(path):
         raise ValueError(f"{path}: {len(tokenizer.pieces)} pieces, vocab_size {vocab_size}")
     tensors = {name: np.frombuffer(data, "<f4", int(np.prod(shapes[name])), o)
                      .reshape(shapes[name]).copy()
-               for name, o in offsets.items()}
+               for name, o in offsets.items() if name not in scale_offsets}
+    for name, o in scale_offsets.items():
+        numel = int(np.prod(shapes[name]))
+        q = np.frombuffer(data, np.int8, numel, offsets[name])
+        scales = np.frombuffer(data, "<f4", numel // group_size, o)
+        tensors[name] = dequantize_q8_0(q, scales, group_size).reshape(shapes[name])
     return cfg, tensors, tokenizer
 
 
@@ -351,6 +441,27 @@ def write_llama2c_v1(path, cfg, tensors):
         f.write(header.ljust(LLAMA2C_V1_HEADER_SIZE, b"\0"))
         for a in body:
             f.write(a.tobytes())
+
+
+def write_llama2c_v2(path, cfg, tensors, group_size):
+    """Write llama2.c's version 2 (Q8_0) format: the version 1 header plus an
+    int32 group_size at the unaligned byte 37; the float32 norms; then each
+    matrix (every layer's separately) as its int8 values followed by its
+    scales, all packed (docs/format.md, section 3)."""
+    _check_llama2c_cfg(cfg)
+    check_q8_group_size(cfg, group_size)
+    t = check_tensors(cfg, tensors)
+    header = struct.pack("<Ii7iBi", LLAMA2C_MAGIC, 2, *_llama2c_dims(cfg),
+                         1 if cfg["shared_classifier"] else 0, group_size)
+    with open(path, "wb") as f:
+        f.write(header.ljust(LLAMA2C_V1_HEADER_SIZE, b"\0"))
+        for name in ("rms_att_weight", "rms_ffn_weight", "rms_final_weight"):
+            f.write(t[name].tobytes())
+        for name in Q8_TENSORS:
+            if name in t:
+                for matrix in (t[name] if t[name].ndim == 3 else t[name][None]):
+                    for block in quantize_q8_0(matrix, group_size):
+                        f.write(block.tobytes())
 
 
 def read_llama2c(path):
@@ -449,6 +560,18 @@ def hf_qk_to_lamp(w, n_heads, head_dim):
              .reshape(n_heads * head_dim, dim))
 
 
+def lamp_qk_to_hf(w, n_heads, head_dim):
+    """The inverse of hf_qk_to_lamp: lamp (interleaved) rows -> Hugging Face (halves).
+
+    (n_heads, half, 2, dim) -> (n_heads, 2, half, dim), so that
+    lamp_qk_to_hf(hf_qk_to_lamp(w, h, d), h, d) == w exactly (a pure shuffle).
+    """
+    dim = w.shape[1]
+    return (w.reshape(n_heads, head_dim // 2, 2, dim)
+             .transpose(0, 2, 1, 3)
+             .reshape(n_heads * head_dim, dim))
+
+
 def rope_interleaved(x, pos, theta):
     """lamp's RoPE on one head x (head_dim,) at position pos (float64 reference)."""
     i = np.arange(len(x) // 2)
@@ -537,33 +660,10 @@ def hf_to_lamp(state_dict_or_model, hf_config):
     sd = state_dict_or_model
     if hasattr(sd, "state_dict"):
         sd = sd.state_dict()
-
-    n_heads = _conf(hf_config, "num_attention_heads")
-    n_kv_heads = _conf(hf_config, "num_key_value_heads") or n_heads
-    dim = _conf(hf_config, "hidden_size")
-    head_dim = _conf(hf_config, "head_dim") or dim // n_heads  # may differ from dim/n_heads
-    n_layers = _conf(hf_config, "num_hidden_layers")
-    tied = bool(_conf(hf_config, "tie_word_embeddings", False))
-    if _conf(hf_config, "attention_bias") or _conf(hf_config, "mlp_bias"):
-        raise ValueError("lamp has no bias terms; this model uses attention/mlp biases")
-    if _conf(hf_config, "hidden_act", "silu") != "silu":
-        raise ValueError(f"lamp's feed-forward uses SiLU, not {_conf(hf_config, 'hidden_act')}")
-
-    def token_id(name):
-        v = _conf(hf_config, name)
-        if isinstance(v, (list, tuple)):  # Llama 3 instruct lists several EOS ids
-            v = v[0] if v else None
-        return -1 if v is None else int(v)
-
-    cfg = dict(dim=dim, hidden_dim=_conf(hf_config, "intermediate_size"),
-               n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
-               head_dim=head_dim, vocab_size=_conf(hf_config, "vocab_size"),
-               seq_len=_conf(hf_config, "max_position_embeddings"),
-               rope_theta=hf_rope_theta(hf_config),
-               norm_eps=float(_conf(hf_config, "rms_norm_eps")),
-               bos_id=token_id("bos_token_id"), eos_id=token_id("eos_token_id"),
-               shared_classifier=tied)
-    check_cfg(cfg)
+    cfg = hf_lamp_config(hf_config)
+    n_layers, n_heads, n_kv_heads, head_dim = (
+        cfg[k] for k in ("n_layers", "n_heads", "n_kv_heads", "head_dim"))
+    tied = cfg["shared_classifier"]
 
     def get(key):
         if key not in sd:
@@ -592,6 +692,38 @@ def hf_to_lamp(state_dict_or_model, hf_config):
     if not tied:
         tensors["wcls"] = get("lm_head.weight")
     return cfg, check_tensors(cfg, tensors)
+
+
+def hf_lamp_config(hf_config):
+    """The lamp cfg of a Hugging Face Llama config (a config object or the
+    dict of a config.json). Raises ValueError for what lamp cannot run."""
+    n_heads = _conf(hf_config, "num_attention_heads")
+    n_kv_heads = _conf(hf_config, "num_key_value_heads") or n_heads
+    dim = _conf(hf_config, "hidden_size")
+    head_dim = _conf(hf_config, "head_dim") or dim // n_heads  # may differ from dim/n_heads
+    n_layers = _conf(hf_config, "num_hidden_layers")
+    tied = bool(_conf(hf_config, "tie_word_embeddings", False))
+    if _conf(hf_config, "attention_bias") or _conf(hf_config, "mlp_bias"):
+        raise ValueError("lamp has no bias terms; this model uses attention/mlp biases")
+    if _conf(hf_config, "hidden_act", "silu") != "silu":
+        raise ValueError(f"lamp's feed-forward uses SiLU, not {_conf(hf_config, 'hidden_act')}")
+
+    def token_id(name):
+        v = _conf(hf_config, name)
+        if isinstance(v, (list, tuple)):  # Llama 3 instruct lists several EOS ids
+            v = v[0] if v else None
+        return -1 if v is None else int(v)
+
+    cfg = dict(dim=dim, hidden_dim=_conf(hf_config, "intermediate_size"),
+               n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
+               head_dim=head_dim, vocab_size=_conf(hf_config, "vocab_size"),
+               seq_len=_conf(hf_config, "max_position_embeddings"),
+               rope_theta=hf_rope_theta(hf_config),
+               norm_eps=float(_conf(hf_config, "rms_norm_eps")),
+               bos_id=token_id("bos_token_id"), eos_id=token_id("eos_token_id"),
+               shared_classifier=tied)
+    check_cfg(cfg)
+    return cfg
 
 
 # ---------------------------------------------------------------------------
@@ -735,6 +867,13 @@ def _self_test():
                 writer(p, cfg, tensors)
                 cfg3, t3 = read_llama2c(p)
                 assert as_f32(cfg3) == as_f32(cfg) and all(np.array_equal(tensors[n], t3[n]) for n in tensors)
+            p = os.path.join(tmp, "q8.lamp")  # Q8_0: the file holds exactly what quantize_q8_0 gives
+            write_lamp(p, cfg, tensors, tok, group_size=8)
+            cfg4, t4, _ = read_lamp(p)
+            assert cfg4.pop("group_size") == 8 and as_f32(cfg4) == as_f32(cfg)
+            for n in tensors:
+                want = dequantize_q8_0(*quantize_q8_0(tensors[n], 8), 8) if n in Q8_TENSORS else tensors[n]
+                assert np.array_equal(t4[n], want), f"Q8_0 round trip changed {n}"
         # a wrong shape must be refused with a message naming the tensor
         bad = dict(tensors, wk=tensors["wk"][:, :-1])
         try:
@@ -742,7 +881,13 @@ def _self_test():
             raise AssertionError("a bad shape was accepted")
         except ValueError as e:
             assert "wk" in str(e)
-    print("lamp and llama2.c v0/v1 round trips: ok")
+    print("lamp (float32 and Q8_0) and llama2.c v0/v1 round trips: ok")
+    # Q8_0 rounding: scale 127/127 = 1, halves go away from zero, a zero group stays zero
+    x = np.array([0.5, -0.5, 1.5, -2.5, 127, 0.49999997, -126.5, 0] + [0] * 8, np.float32)
+    q, scales = quantize_q8_0(x, 8)
+    assert q.tolist() == [1, -1, 2, -3, 127, 0, -127, 0] + [0] * 8, q
+    assert scales.tolist() == [1.0, 0.0], scales
+    print("Q8_0 quantizer rule: ok")
 
 
 if __name__ == "__main__":

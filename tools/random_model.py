@@ -6,7 +6,11 @@ knowledge: the shapes of llama2.c's TinyStories models are built in.
 Only numpy is needed.
 
     python tools/random_model.py stories110M /tmp/stories110M.lamp
+    python tools/random_model.py stories110M /tmp/stories110M.q8.lamp --q8   # int8, groups of 64
     python tools/random_model.py --dim 256 --layers 4 ... out.lamp
+
+--q8 [GS] writes int8 weights (Q8_0, docs/format.md 1.4) in groups of GS;
+without GS, 64 halved until it divides every row (llama2.c's rule).
 """
 import argparse
 import os
@@ -37,6 +41,8 @@ def main():
     ap.add_argument("--vocab", type=int)
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--q8", type=int, nargs="?", const=0, default=None, metavar="GS",
+                    help="int8 (Q8_0) weights in groups of GS [64, halved until it fits]")
     args = ap.parse_args()
     dim, hidden, layers, heads, kv_heads, vocab, seq_len = SHAPES.get(args.shape, (None,) * 7)
     dim = args.dim or dim
@@ -58,9 +64,18 @@ def main():
             tensors[name] = np.ones(shape, dtype=np.float32)
         else:
             tensors[name] = (0.02 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
-    lampfile.write_lamp(args.out, cfg, tensors, lampfile.synthetic_tokenizer(vocab))
+    group_size = 0
+    if args.q8 is not None:
+        try:
+            group_size = args.q8 or lampfile.q8_group_size(cfg)
+            lampfile.check_q8_group_size(cfg, group_size)
+        except ValueError as e:
+            ap.error(f"--q8: {e}")
+    lampfile.write_lamp(args.out, cfg, tensors, lampfile.synthetic_tokenizer(vocab), group_size)
     n_params = sum(t.size for t in tensors.values())
-    print(f"wrote {args.out}: {n_params / 1e6:.1f}M parameters, {os.path.getsize(args.out) / 1e6:.1f} MB")
+    kind = f"int8 in groups of {group_size}" if group_size else "float32"
+    print(f"wrote {args.out}: {n_params / 1e6:.1f}M parameters, {kind}, "
+          f"{os.path.getsize(args.out) / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

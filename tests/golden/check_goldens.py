@@ -9,7 +9,9 @@ still give the same answers with the installed library versions.
 
 Exact byte equality is required for everything except the logits, which
 may move by float rounding between PyTorch builds: those must agree within
-1e-6 (the C test's tolerance against them is 1e-4).
+1e-6 (the C test's tolerance against them is 1e-4). Likewise the floats of
+the training goldens (train/*.grads, train/*.adamw) must agree within 1e-5
+of their largest value.
 
     ~/.cache/lamp/venv/bin/python tests/golden/check_goldens.py
 """
@@ -21,8 +23,11 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GENERATORS = ["gen_tokenizer.py", "gen_sampler.py", "gen_forward.py"]
+GENERATORS = ["gen_tokenizer.py", "gen_sampler.py", "gen_forward.py", "gen_forward_q8.py", "gen_train.py"]
 LOGITS_TOLERANCE = 1e-6
+# train/*.grads and *.adamw (gen_train.py): int32 n, int32 ints[n], then float32
+# values. Ints must match exactly, floats within this fraction of the largest.
+TRAIN_TOLERANCE = 1e-5
 
 
 def read_logits(path):
@@ -33,10 +38,23 @@ def read_logits(path):
     return ids, logits
 
 
+def compare_ints_floats(committed, fresh):
+    """gen_train.py's layout: int32 n, int32 ints[n], float32 values."""
+    a, b = np.fromfile(committed, dtype="<i4"), np.fromfile(fresh, dtype="<i4")
+    if a.shape != b.shape or a[0] != b[0] or (a[:1 + a[0]] != b[:1 + b[0]]).any():
+        return "different integers (shapes, token ids or step counts)"
+    fa, fb = a[1 + a[0]:].view("<f4"), b[1 + b[0]:].view("<f4")
+    delta = float(np.abs(fa - fb).max(initial=0.0))
+    scale = float(np.abs(fa).max(initial=0.0))
+    return None if delta <= TRAIN_TOLERANCE * scale else f"max |delta| {delta:.3g} of {scale:.3g}"
+
+
 def compare(committed, fresh):
     """Return None if the files agree, else what differs."""
     if not os.path.exists(fresh):
         return "the generator did not produce it"
+    if committed.endswith((".grads", ".adamw")) and os.path.exists(committed):
+        return compare_ints_floats(committed, fresh)
     if committed.endswith(".logits"):
         ids_a, logits_a = read_logits(committed)
         ids_b, logits_b = read_logits(fresh)
