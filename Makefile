@@ -44,7 +44,7 @@ TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare bench
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -120,6 +120,23 @@ bench: $(OUT)/run $(OUT)/tokenizer
 	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
 	$(PYTHON) tools/bench.py --out build/bench
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
+
+# ---- Ports (docs/porting.md) ----
+# The golden tests again, with matmul() on an OpenCL device (PoCL on a CPU).
+opencl:
+	$(MAKE) --no-print-directory OUT=build/opencl CFLAGS="-O2 $(ARCH) -DLAMP_OPENCL" \
+	  LDLIBS="-lOpenCL -lm" build/opencl/run build/opencl/tokenizer build/opencl/tests/test_forward build/opencl/tests/test_cli
+	LAMP_BIN=build/opencl ./build/opencl/tests/test_forward
+	LAMP_BIN=build/opencl ./build/opencl/tests/test_cli
+# The CUDA port compiles and links here (nvcc); cuda-test runs it on a GPU.
+CUDA_LIBS = -L$(dir $(shell which nvcc 2>/dev/null))../lib64 -lcudart -lstdc++
+cuda:
+	@mkdir -p build/cuda/tests
+	nvcc -O2 -c port/cuda_matmul.cu -o build/cuda/cuda_matmul.o
+	$(CC) -std=c11 $(WARNINGS) -O2 $(ARCH) $(OMP) -DLAMP_CUDA -o build/cuda/run run.c tokenizer.c build/cuda/cuda_matmul.o $(CUDA_LIBS) -lm
+	$(CC) -std=c11 $(WARNINGS) -Wno-unused-function -O2 $(ARCH) $(OMP) -DLAMP_CUDA -I. -o build/cuda/tests/test_forward tests/test_forward.c tokenizer.c build/cuda/cuda_matmul.o $(CHECK_LIBS) $(CUDA_LIBS) -lm
+cuda-test: cuda
+	LAMP_BIN=build/cuda ./build/cuda/tests/test_forward
 
 # ---- The embedded default model, made by lamp itself (docs/training.md) ----
 # text -> vocabulary (./tokenizer train) -> stories (tools/prepare_stories.sh)

@@ -48,6 +48,16 @@
 #include "tokenizer.h"
 #include "util.h"
 
+/* Ports to other hardware (docs/porting.md): with -DLAMP_OPENCL or
+ * -DLAMP_CUDA, matmul() hands its work to device_matmul() in port/. */
+#if defined(LAMP_OPENCL)
+#include "port/opencl_matmul.c"
+#define device_matmul opencl_matmul
+#elif defined(LAMP_CUDA)
+void cuda_matmul(float *out, const float *x, const float *w, int n, int d); /* port/cuda_matmul.cu */
+#define device_matmul cuda_matmul
+#endif
+
 /* ===========================================================================
  * 1. Configuration and weights
  * =========================================================================*/
@@ -633,6 +643,12 @@ static void dot_4x4(float *out, int d, const float *w, const float *x, int n) {
  * costs the same, so nothing is gained from dynamic or guided schedules
  * (measured: they were 2-10% slower, and noisier). */
 static void matmul(float *out, const float *x, const float *w, int n, int d, int T) {
+#if defined(LAMP_OPENCL) || defined(LAMP_CUDA)
+    /* A port (docs/porting.md): the same product on another device, one
+     * position at a time. Everything else stays here on the CPU. */
+    for (int t = 0; t < T; t++) device_matmul(out + (size_t)t * d, x + (size_t)t * n, w, n, d);
+    return;
+#endif
     int d4 = T >= 4 ? d / 4 * 4 : 0;   /* the rows done four at a time */
     #pragma omp parallel
     {

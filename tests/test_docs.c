@@ -37,7 +37,7 @@ static void add_source_dir(const char *dir) {
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *name = e->d_name;
-        if (!(has_suffix(name, ".c") || has_suffix(name, ".h") || has_suffix(name, ".py") ||
+        if (!(has_suffix(name, ".c") || has_suffix(name, ".h") || has_suffix(name, ".py") || has_suffix(name, ".cu") ||
               strcmp(name, "Makefile") == 0))
             continue;
         char path[512];
@@ -57,7 +57,7 @@ static void add_source_dir(const char *dir) {
 
 static void load_sources(void) {
     if (sources) return;
-    const char *dirs[] = {".", "tools", "tests", "tests/golden", "tests/python"};
+    const char *dirs[] = {".", "tools", "tests", "tests/golden", "tests/python", "port"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) add_source_dir(dirs[i]);
     ck_assert_msg(sources_len > 10000, "could not read the sources");
 }

@@ -172,6 +172,12 @@ def run_once(kind, model, threads, prompt, eval_path):
     return int(m.group(1)), float(m.group(2))
 
 
+def read_bandwidth_now(out, threads):
+    """GB/s that `threads` threads read right now (tools/roofline.c --read-only)."""
+    line = sh([os.path.join(out, "roofline"), "--threads", str(threads), "--read-only"]).stdout.split()
+    return float(line[2])
+
+
 def read_roofline(out):
     exe = os.path.join(out, "roofline")
     lines = sh([exe, "--threads", str(max(THREADS))]).stdout.split("\n")
@@ -206,6 +212,7 @@ def main():
     prompts = {shape: make_prompt(model_path(args.out, shape, False)) for shape in shapes}
     runs = {v: [] for v in variants}
     busy = {v: [] for v in variants}
+    bandwidth = {v: [] for v in variants}   # GB/s measured beside each decode run
     counts = {}
     t0 = time.time()
     for r in range(args.runs):
@@ -213,8 +220,11 @@ def main():
         for v in variants:
             shape, q8, threads, kind = v
             busy[v].append(round(wait_until_quiet(0.15, args.quiet_wait) if args.quiet_wait > 0 else cpu_busy(), 2))
+            before = read_bandwidth_now(args.out, threads) if kind == "decode" else None
             n, speed = run_once(kind, model_path(args.out, shape, q8), threads, prompts[shape], eval_path)
             runs[v].append(speed)
+            if kind == "decode":   # the better of just before and just after: the ceiling at that moment
+                bandwidth[v].append(max(before, read_bandwidth_now(args.out, threads)))
             counts[v] = n
     print("measuring the machine again ...", flush=True)
     roof_after = read_roofline(args.out)
@@ -246,9 +256,12 @@ def main():
             avg_pos = min(s["seq_len"], 200) / 2
             flops = 2 * (s["matrix_params"] + s["classifier_params"]) + attention_flops(s, avg_pos)
             traffic = s["weight_bytes"] / (CHUNK / 2) + kv_bytes(s, avg_pos)
+        fractions = None
         if kind == "decode":
             bound = roof["read_GBps"][threads] * 1e9 / traffic
             limit = "bandwidth"
+            # each run against the bandwidth measured beside it
+            fractions = [x * traffic / (bw * 1e9) for x, bw in zip(runs[v], bandwidth[v])]
         else:
             peak = (2 * roof["int8_avx2_GMACs"][threads] if q8 and "int8_avx2_GMACs" in roof
                     else roof[fma_key][threads]) * 1e9
@@ -257,7 +270,9 @@ def main():
         med = statistics.median(runs[v])
         rows.append(dict(model=shape, weights="int8" if q8 else "fp32", threads=threads, kind=kind,
                          tokens=n, runs=runs[v], busy_before=busy[v], median=med, bound=bound,
-                         fraction=med / bound, limit=limit,
+                         fraction=med / bound, limit=limit, bandwidth_beside=bandwidth[v],
+                         fractions_beside=fractions,
+                         fraction_beside=statistics.median(fractions) if fractions else None,
                          flops_per_token=flops, bytes_per_token=traffic, weight_bytes=s["weight_bytes"],
                          group_size=s["group_size"]))
 
@@ -274,15 +289,16 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
 
-    lines = ["| model | weights | threads | decode tok/s | % of bw bound | prefill tok/s | % of FLOP bound "
-             "| prefill / decode | eval tok/s | % of FLOP bound |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | weights | threads | decode tok/s | % of bw bound, bw beside each run | % of bw bound, best bw "
+             "| prefill tok/s | % of FLOP bound | prefill / decode | eval tok/s | % of FLOP bound |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(r["model"], r["weights"], r["threads"], r["kind"]): r for r in rows}
     for shape in shapes:
         for w in ("fp32", "int8"):
             for t in THREADS:
                 d, p, e = (by[(shape, w, t, k)] for k in ("decode", "prefill", "eval"))
-                lines.append(f"| {shape} | {w} | {t} | {d['median']:.1f} | {100 * d['fraction']:.0f}% "
+                lines.append(f"| {shape} | {w} | {t} | {d['median']:.1f} | {100 * d['fraction_beside']:.0f}% "
+                             f"| {100 * d['fraction']:.0f}% "
                              f"| {p['median']:.0f} | {100 * p['fraction']:.0f}% | {p['median'] / d['median']:.1f}x "
                              f"| {e['median']:.0f} | {100 * e['fraction']:.0f}% |")
     bounds = [f"read bandwidth {roof['read_GBps'][1]:.1f} GB/s (1 thread), {roof['read_GBps'][max(THREADS)]:.1f} "
@@ -290,6 +306,9 @@ def main():
               f"{roof[fma_key][max(THREADS)]:.0f} GFLOP/s"]
     if "int8_avx2_GMACs" in roof:
         bounds.append(f"int8 AVX2 peak {roof['int8_avx2_GMACs'][1]:.0f} / {roof['int8_avx2_GMACs'][max(THREADS)]:.0f} GMAC/s")
+    bounds.append("decode: bound = read bandwidth / (bytes of weights + KV cache read per token); 'beside each "
+                  "run' divides each run by the bandwidth measured just before and after it (the better of the "
+                  "two), 'best bw' by the best bandwidth seen in the whole benchmark")
     table = "\n".join(lines) + "\n\nBounds measured by tools/roofline.c: " + "; ".join(bounds) + \
         f".\nMedians of {args.runs} interleaved runs; load average at the end {os.getloadavg()[0]:.2f}.\n"
     with open(os.path.join(args.out, "table.md"), "w") as f:
@@ -298,8 +317,10 @@ def main():
     print(table)
     print("every run:")
     for r in rows:
+        beside = (" GB/s beside: " + " ".join(f"{b:.1f}" for b in r["bandwidth_beside"]) + ";"
+                  if r["bandwidth_beside"] else "")
         print(f"  {r['model']:12s} {r['weights']} {r['threads']}t {r['kind']:8s} "
-              + " ".join(f"{x:.1f}" for x in r["runs"]) + f"  (bound {r['bound']:.0f}; CPU used by others "
+              + " ".join(f"{x:.1f}" for x in r["runs"]) + f"  (bound {r['bound']:.0f};{beside} CPU used by others "
               + "before each run: " + " ".join(f"{b:.0%}" for b in r["busy_before"]) + ")")
     print(f"\nwrote {os.path.join(args.out, 'results.json')} and table.md")
 

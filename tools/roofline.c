@@ -12,9 +12,13 @@
  *
  * Each number is the median of 7 runs, for 1 thread and for N threads.
  * Output: one line per measurement, "name threads value", for
- * tools/bench.py to read, e.g. "read_GBps 2 51.9".
+ * tools/bench.py to read, e.g. "read_GBps 2 51.9". With --read-only, just
+ * the read bandwidth at N threads (median of 5, a fraction of a second):
+ * tools/bench.py measures it beside every decode run, because on a shared
+ * (virtual) machine the bandwidth two threads get varies from minute to
+ * minute (33 to 77 GB/s on the reference machine within a quarter hour).
  *
- *   make build/bench/roofline && build/bench/roofline --threads 2
+ *   build/bench/roofline --threads 2        (make bench compiles it)
  *
  * The loops use GCC/Clang vector extensions (vector_size): portable across
  * CPUs, the compiler picks the instructions. Several independent
@@ -175,11 +179,12 @@ static double int8_peak(long iterations) {
 #endif
 
 int main(int argc, char **argv) {
-    int threads = 2;
+    int threads = 2, read_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--read-only")) read_only = 1;
         else {
-            fprintf(stderr, "usage: roofline [--threads N]\n");
+            fprintf(stderr, "usage: roofline [--threads N] [--read-only]\n");
             return 1;
         }
     }
@@ -194,6 +199,14 @@ int main(int argc, char **argv) {
     #pragma omp parallel for schedule(static)   /* touch every page, as each thread will read it */
     for (long i = 0; i < (long)n; i++) a[i] = 1.0f;
 
+    if (read_only) {
+        double v[5];
+        set_threads(threads);
+        for (int r = 0; r < 5; r++) v[r] = read_bandwidth(a, n);
+        printf("read_GBps %d %.1f\n", threads, median(v, 5));
+        free(a);
+        return 0;
+    }
     int counts[2] = {1, threads};
     for (int c = 0; c < (threads > 1 ? 2 : 1); c++) {
         int t = set_threads(counts[c]);
