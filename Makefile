@@ -83,6 +83,10 @@ test: $(PROGRAMS) $(TESTS)
 	if [ $$failed = 0 ]; then echo "all test suites passed"; else echo "SOME TEST SUITES FAILED"; fi; \
 	exit $$failed
 
+# One suite at a time, e.g. `make test-forward` (docs/exercises.md uses these).
+test-%: $(PROGRAMS) $(OUT)/tests/test_%
+	LAMP_BIN=$(OUT) ./$(OUT)/tests/test_$*
+
 debug:
 	$(MAKE) --no-print-directory OUT=build/debug CFLAGS="-O0 -g" all $(addprefix build/debug/tests/test_,$(TEST_NAMES))
 
