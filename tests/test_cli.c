@@ -351,9 +351,5 @@ int main(void) {
     tcase_add_test(good, test_eval);
     tcase_add_test(good, test_chat_turns_and_context_full);
     suite_add_tcase(s, good);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

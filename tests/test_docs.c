@@ -297,9 +297,5 @@ int main(void) {
     tcase_add_test(tc, test_code_references_exist);
     tcase_add_test(tc, test_runnable_blocks_run);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

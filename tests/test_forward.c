@@ -427,9 +427,5 @@ int main(void) {
     tcase_add_test(fast, test_prefill_matches_token_by_token);
     tcase_add_test(fast, test_eval_nll_matches_forward);
     suite_add_tcase(s, fast);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

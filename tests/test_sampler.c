@@ -78,9 +78,5 @@ int main(void) {
     tcase_add_test(tc, test_rng_range_and_determinism);
     tcase_add_test(tc, test_greedy_draws_no_random_number);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

@@ -742,9 +742,5 @@ int main(void) {
     tcase_add_test(prog, test_help);
     tcase_add_test(prog, test_bad_inputs);
     suite_add_tcase(s, prog);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s);
 }

@@ -100,4 +100,15 @@ static void free_proc(Proc *p) {
     free(p->err);
 }
 
+/* Run a suite with Check (each test in its own process, so a crash is a
+ * failure, not the end of the run), print its report, and turn the result
+ * into the exit status: non-zero if any test failed. */
+static int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 #endif
