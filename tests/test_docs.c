@@ -107,7 +107,8 @@ static int is_flag(const char *s) {               /* -t, --threads */
 static int is_repo_path(const char *s) {
     static const char *ext[] = {".c", ".h", ".py", ".md", ".sh", ".txt", ".dot", ".png", ".json"};
     if (s[0] == '/' || s[0] == '~' || s[0] == '.' || strchr(s, ' ') || strchr(s, '*') || strchr(s, '<') ||
-        strchr(s, '$') || strchr(s, ':') || strchr(s, '{'))
+        strchr(s, '$') || strchr(s, ':') || strchr(s, '{') ||
+        strncmp(s, "build/", 6) == 0)   /* build/ holds generated files */
         return 0;
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
         if (has_suffix(s, ext[i])) return 1;
