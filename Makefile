@@ -33,7 +33,7 @@ else
 endif
 # -ffp-contract=fast lets the compiler fuse a * b + c into one FMA
 # instruction (one rounding instead of two); -std=c11 alone turns that off
-# in gcc. The matmul loops run up to 1.5x faster with it (docs/performance.md).
+# in gcc. Prompt processing runs 1.3x faster with it (docs/performance.md).
 ALL_CFLAGS = -std=c11 -ffp-contract=fast $(WARNINGS) $(CFLAGS) $(OMP)
 LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)

@@ -239,9 +239,11 @@ def main():
         s = stats(shape, q8)
         n = counts[v]
         # FLOPs and bytes of memory traffic per token, as modelled here:
-        #   decode:  every weight and the KV cache so far, for each token
+        #   decode:  every weight and the KV cache so far, for each token (the
+        #            stream of weights evicts the cache from L2/L3 every token)
         #   prefill: the weights once per chunk of CHUNK positions; the
-        #            classifier for the last position only
+        #            classifier for the last position only; a layer's KV
+        #            cache is read by the whole chunk while in cache: not counted
         #   eval:    like prefill, with the classifier for every position;
         #            documents are ~100-300 tokens, so chunks are about half full
         if kind == "decode":
@@ -251,11 +253,11 @@ def main():
         elif kind == "prefill":
             avg_pos = (n + 1) / 2
             flops = 2 * (s["matrix_params"] + s["classifier_params"] / n) + attention_flops(s, avg_pos)
-            traffic = s["weight_bytes"] * math.ceil(n / CHUNK) / n + kv_bytes(s, avg_pos)
+            traffic = s["weight_bytes"] * math.ceil(n / CHUNK) / n
         else:
             avg_pos = min(s["seq_len"], 200) / 2
             flops = 2 * (s["matrix_params"] + s["classifier_params"]) + attention_flops(s, avg_pos)
-            traffic = s["weight_bytes"] / (CHUNK / 2) + kv_bytes(s, avg_pos)
+            traffic = s["weight_bytes"] / (CHUNK / 2)
         fractions = None
         if kind == "decode":
             bound = roof["read_GBps"][threads] * 1e9 / traffic
@@ -289,7 +291,7 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
 
-    lines = ["| model | weights | threads | decode tok/s | % of bw bound, bw beside each run | % of bw bound, best bw "
+    lines = ["| model | weights | threads | decode tok/s | % of bw bound, bw beside each run | % of bw bound, roofline's bw "
              "| prefill tok/s | % of FLOP bound | prefill / decode | eval tok/s | % of FLOP bound |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(r["model"], r["weights"], r["threads"], r["kind"]): r for r in rows}
@@ -308,7 +310,7 @@ def main():
         bounds.append(f"int8 AVX2 peak {roof['int8_avx2_GMACs'][1]:.0f} / {roof['int8_avx2_GMACs'][max(THREADS)]:.0f} GMAC/s")
     bounds.append("decode: bound = read bandwidth / (bytes of weights + KV cache read per token); 'beside each "
                   "run' divides each run by the bandwidth measured just before and after it (the better of the "
-                  "two), 'best bw' by the best bandwidth seen in the whole benchmark")
+                  "two), 'roofline's bw' by the better of tools/roofline.c's measurements before and after the benchmark")
     table = "\n".join(lines) + "\n\nBounds measured by tools/roofline.c: " + "; ".join(bounds) + \
         f".\nMedians of {args.runs} interleaved runs; load average at the end {os.getloadavg()[0]:.2f}.\n"
     with open(os.path.join(args.out, "table.md"), "w") as f:
