@@ -350,57 +350,11 @@ static void init_weights(Model *m, uint64_t seed) {
  * docs/training.md).
  * =========================================================================*/
 
-/* The micro-kernel's tile: TILE_M rows by TILE_N columns, TILE_N being two
- * SIMD registers: 2 x 16 floats with AVX-512, 2 x 8 with AVX, 2 x 4
- * otherwise (SSE, NEON). 6 x 2 = 12 accumulator registers fit in the 16 of
- * AVX2 and the 32 of AVX-512, with room for the two B vectors. */
-#define TILE_M 6
-#if defined(__AVX512F__)
-#define TILE_N 32
-#elif defined(__AVX__)
-#define TILE_N 16
-#else
-#define TILE_N 8
-#endif
+/* The micro-kernel, its TILE_M x TILE_N tile and MatView come from run.c
+ * (section 3), where the prompt's matmul uses them too. */
 #define BLOCK_K 256   /* inner-dimension block: a B panel, BLOCK_K * TILE_N floats = 32 KB, stays in L1 */
 #define BLOCK_M 192   /* rows of A per block at most (a multiple of TILE_M): 192 KB, in L2 */
 #define BLOCK_N 4096  /* columns of B packed at once: BLOCK_K * BLOCK_N floats = 4 MB, in L3 */
-
-/* C[r][j] += (or =, with overwrite) the sum over k < kc of a[k][r] * b[k][j],
- * for the TILE_M x TILE_N tile at c (row stride ldc). a is a packed A panel
- * (kc x TILE_M), b a packed B panel (kc x TILE_N). The loops over r and j
- * have constant bounds, so the compiler unrolls them and keeps acc in
- * registers; `omp simd` makes the j loop one or two vector instructions. */
-static void micro_kernel(int kc, const float *a, const float *b, float *c, size_t ldc, int overwrite) {
-    float acc[TILE_M][TILE_N];
-    for (int r = 0; r < TILE_M; r++)
-        for (int j = 0; j < TILE_N; j++) acc[r][j] = 0.0f;
-    for (int k = 0; k < kc; k++) {
-        const float *ak = a + (size_t)k * TILE_M, *bk = b + (size_t)k * TILE_N;
-        #pragma GCC unroll 8
-        for (int r = 0; r < TILE_M; r++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) acc[r][j] += ak[r] * bk[j];
-        }
-    }
-    for (int r = 0; r < TILE_M; r++) {
-        float *cr = c + (size_t)r * ldc;
-        if (overwrite) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) cr[j] = acc[r][j];
-        } else {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) cr[j] += acc[r][j];
-        }
-    }
-}
-
-/* A matrix as gemm() reads it: element (i, j) is p[i * rs + j * cs]. A
- * row-major (rows x cols) matrix is {p, cols, 1}; its transpose {p, 1, cols}. */
-typedef struct {
-    const float *p;
-    size_t rs, cs;
-} MatView;
 
 /* Which part of a product to compute. Attention's (T x T) matrices are
  * causal: row t involves only columns u <= t, the rest are zeros, so half of
@@ -445,29 +399,6 @@ static void pack_a(float *dst, MatView A, int M, int i0, int mc, int k0, int kc,
     }
 }
 
-/* Pack rows k0..k0+kc and columns j0..j0+TILE_N of B into one TILE_N-column
- * panel: for each k, TILE_N values side by side. Columns at or past N
- * become 0. */
-static void pack_b(float *dst, MatView B, int N, int k0, int kc, int j0) {
-    int cols = N - j0 < TILE_N ? N - j0 : TILE_N;
-    const float *s = B.p + (size_t)k0 * B.rs + (size_t)j0 * B.cs;
-    if (cols < TILE_N) {        /* the last panel, padded with zero columns */
-        for (int k = 0; k < kc; k++)
-            for (int j = 0; j < TILE_N; j++)
-                dst[(size_t)k * TILE_N + j] = j < cols ? s[(size_t)k * B.rs + (size_t)j * B.cs] : 0.0f;
-    } else if (B.cs == 1) {     /* B's rows are contiguous: copy a row of the panel at once */
-        for (int k = 0; k < kc; k++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)k * B.rs + j];
-        }
-    } else {                    /* B's columns are: gather a row of the panel from TILE_N columns */
-        for (int k = 0; k < kc; k++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)j * B.cs + (size_t)k * B.rs];
-        }
-    }
-}
-
 /* Where packed blocks go: one block of B, and one block of A per thread. */
 typedef struct {
     float *a, *b;
@@ -504,7 +435,7 @@ static void gemm_core(int M, int N, int K, MatView A, MatView B, float *C, size_
                 /* all threads pack B's block together, then each takes row blocks */
                 #pragma omp for schedule(static)
                 for (int q = 0; q < n_panels; q++)
-                    pack_b(buf.b + (size_t)q * TILE_N * kcur, B, N, k0, kcur, j0 + q * TILE_N);
+                    pack_panel(buf.b + (size_t)q * TILE_N * kcur, B, N, k0, kcur, j0 + q * TILE_N);
                 float *ap = buf.a + (threads > 1 ? (size_t)thread_num() * PACK_A_FLOATS : 0);
                 #pragma omp for schedule(static)
                 for (int ib = 0; ib < m_blocks; ib++) {
@@ -523,10 +454,10 @@ static void gemm_core(int M, int N, int K, MatView A, MatView B, float *C, size_
                             const float *b = buf.b + (size_t)q * TILE_N * kcur + (size_t)ka * TILE_N;
                             float *c = C + (size_t)i * ldc + j;
                             if (i + TILE_M <= M && j + TILE_N <= N) {
-                                micro_kernel(kb - ka, a, b, c, ldc, overwrite);
+                                micro_kernel(kb - ka, a, 1, TILE_M, b, c, ldc, 1, overwrite);
                             } else { /* an edge tile: compute it whole, keep what is inside C */
                                 float tile[TILE_M * TILE_N];
-                                micro_kernel(kb - ka, a, b, tile, TILE_N, 1);
+                                micro_kernel(kb - ka, a, 1, TILE_M, b, tile, TILE_N, 1, 1);
                                 for (int tr = 0; tr < TILE_M && i + tr < M; tr++)
                                     for (int tj = 0; tj < TILE_N && j + tj < N; tj++)
                                         c[(size_t)tr * ldc + tj] = (overwrite ? 0.0f : c[(size_t)tr * ldc + tj]) +
