@@ -141,7 +141,6 @@ enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1, FORMAT_LLAMA2C_V2 };
 #define TILE_N 8
 #endif
 
-
 /* Activations are stored one row per position of the chunk: x[i * dim + j]
  * is element j at the i-th position. */
 typedef struct {
