@@ -8,6 +8,9 @@
 #   make clean      remove what the build made
 #   make NO_OMP=1   the same, without OpenMP (one thread; SIMD pragmas kept)
 #   make CC=clang   any C11 compiler with OpenMP works
+#   make exercise-NAME   check a student's solution of a project exercise
+#   make test-exercises  each exercise check fails here, passes with its
+#                   reference solution (docs/exercises.md)
 #   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
 #                   bounds (docs/performance.md; needs the virtualenv below)
 #
@@ -44,7 +47,7 @@ TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -86,6 +89,21 @@ test: $(PROGRAMS) $(TESTS)
 # One suite at a time, e.g. `make test-forward` (docs/exercises.md uses these).
 test-%: $(PROGRAMS) $(OUT)/tests/test_%
 	LAMP_BIN=$(OUT) ./$(OUT)/tests/test_$*
+
+# ---- Exercises (docs/exercises.md) ----
+# `make exercise-int4` etc. check a student's solution against goldens. They
+# fail on this tree by design (the feature is the student's to add), so they
+# are not part of `make test`; `make test-exercises` proves each one fails
+# here and passes with the reference solution in exercises/solutions/.
+EXERCISES = int4 qkv-bias geglu
+$(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/testutil.h train.c run.c $(COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-function -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
+.PRECIOUS: $(OUT)/tests/exercises/test_%
+exercise-%: $(PROGRAMS) $(OUT)/tests/exercises/test_%
+	LAMP_BIN=$(OUT) ./$(OUT)/tests/exercises/test_$*
+test-exercises:
+	tests/exercises/check_solutions.sh $(EXERCISES)
 
 debug:
 	$(MAKE) --no-print-directory OUT=build/debug CFLAGS="-O0 -g" all $(addprefix build/debug/tests/test_,$(TEST_NAMES))
@@ -176,6 +194,9 @@ goldens:
 	$(PYTHON) tests/golden/gen_forward_q8.py
 	$(PYTHON) tests/golden/gen_sampler.py
 	$(PYTHON) tests/golden/gen_train.py
+	$(PYTHON) tests/golden/gen_exercise_qkv_bias.py
+	$(PYTHON) tests/golden/gen_exercise_geglu.py
+	$(PYTHON) tests/golden/gen_exercise_int4.py
 
 clean:
-	rm -rf run tokenizer train tests/test_train tests/test_tokenizer tests/test_sampler tests/test_forward tests/test_cli build tests/tmp
+	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(EXERCISES)) build tests/tmp
