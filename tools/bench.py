@@ -45,7 +45,7 @@ PROMPT_TOKENS = 200   # including BOS
 DECODE_TOKENS = 200
 EVAL_BYTES = 4000     # the first stories of valid.txt, up to about this many bytes
 THREADS = (1, 2)
-CHUNK = 64            # run.c's CHUNK: positions that share one read of the weights
+CHUNK = 128           # run.c's CHUNK: positions that share one read of the weights
 
 
 def sh(cmd, **kw):
