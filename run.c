@@ -1070,10 +1070,11 @@ static float *values_of(const Transformer *t, int l, int g) {
  * block, element d of TILE_N consecutive keys sits side by side, so
  *     score[j] += q[d] * key_block[d][j]      for j < TILE_N
  * is one or two vector multiply-adds, and the sum over d needs no
- * horizontal adds at the end. (A plain dot product per key, keys stored
- * row by row, made a 400-token prompt's attention 3.1x slower.) The
- * weighted sum of values is the same kind of loop, on a panel of TILE_N
- * elements of every value. */
+ * horizontal adds at the end. The weighted sum of values is the same kind
+ * of loop, on a panel of TILE_N elements of every value. (Keys stored row
+ * by row, a dot product and a horizontal sum per key, attention took 3.1x
+ * as long in a 403-token stories110M prompt as with these blocks and the
+ * tiled path below: 175 against 57 ms, perf, one thread.) */
 static void attend_one(const Transformer *t, int l, int pos, int i, int h) {
     const Config *c = &t->config;
     const RunState *s = &t->state;
