@@ -664,6 +664,9 @@ def hf_to_lamp(state_dict_or_model, hf_config):
     n_layers, n_heads, n_kv_heads, head_dim = (
         cfg[k] for k in ("n_layers", "n_heads", "n_kv_heads", "head_dim"))
     tied = cfg["shared_classifier"]
+    biases = sorted(k for k in sd if k.endswith(".bias"))
+    if biases:   # e.g. Qwen2's q/k/v biases: dropping them would give a silently wrong model
+        raise ValueError(f"lamp has no bias terms; this model has {biases[0]} (and {len(biases) - 1} more)")
 
     def get(key):
         if key not in sd:

@@ -244,3 +244,17 @@ def test_tokenizer_json_beside_the_model(tmp_path):
     sp = spm.SentencePieceProcessor(model_file=lt.LLAMA2_MODEL)
     lines = lt.sample_lines(150)
     assert lt.tokenizer_ids(tmp_path / "m.lamp", lines) == [sp.encode(x) for x in lines]
+
+
+def test_hf_to_lamp_refuses_biases():
+    """A Qwen2 model is a Llama with q/k/v biases. lamp has no bias terms, so
+    lampfile.hf_to_lamp must refuse it rather than drop the biases and
+    return a model that computes something else (export.py checks the
+    tensor names on its own; this is the library under it)."""
+    import transformers
+    cfg = transformers.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
+                                   max_position_embeddings=64)
+    model = transformers.Qwen2ForCausalLM(cfg)
+    with pytest.raises(ValueError, match="bias"):
+        lt.lampfile.hf_to_lamp(model, cfg)
