@@ -154,13 +154,14 @@ def random_model(config, seed):
 def qwen2_to_lamp(model, config):
     """Convert a Qwen2ForCausalLM to lamp tensors -> (cfg, tensors).
 
-    Everything but the biases is Llama's (lampfile.hf_to_lamp: the state
-    dict keys are the same, and it reads only the ones it knows). A bias
-    belongs to the rows of its matrix, so bq and bk get the RoPE permutation
-    of wq and wk: hf_qk_to_lamp on the bias as a one-column matrix.
+    Everything but the biases is Llama's: lampfile.hf_to_lamp converts the
+    state dict without them (given the biases it refuses the model, since
+    plain lamp would drop them). A bias belongs to the rows of its matrix,
+    so bq and bk get the RoPE permutation of wq and wk: hf_qk_to_lamp on the
+    bias as a one-column matrix.
     """
-    cfg, tensors = lampfile.hf_to_lamp(model, config)
     sd = model.state_dict()
+    cfg, tensors = lampfile.hf_to_lamp({k: v for k, v in sd.items() if not k.endswith(".bias")}, config)
     L, hd = cfg["n_layers"], cfg["head_dim"]
 
     def bias(proj, layer):
@@ -293,7 +294,7 @@ def check_zero_bias_is_llama(c, model, ids):
     if c["tied"]:
         assert llama.lm_head.weight.data_ptr() == llama.model.embed_tokens.weight.data_ptr()
     qwen, ref = hf_logits(zero, ids), hf_logits(llama, ids)
-    cfg, tensors = lampfile.hf_to_lamp(zero, zero.config)
+    cfg, tensors = lampfile.hf_to_lamp(sd, zero.config)   # the (zero) biases left out
     vs_llama = np.abs(qwen - ref).max()
     vs_numpy = np.abs(qwen - lampfile.forward(cfg, tensors, ids)).max()
     assert vs_llama < 1e-5 and vs_numpy < TOLERANCE, (vs_llama, vs_numpy)
