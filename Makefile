@@ -73,7 +73,7 @@ $(OUT)/tests/test_train: train.c
 
 # Tests include run.c (with its main() left out) to reach its internals, so
 # the functions only main() uses are unused there: silence just that warning.
-$(OUT)/tests/test_%: tests/test_%.c tests/testutil.h run.c $(COMMON)
+$(OUT)/tests/test_%: tests/test_%.c tests/testutil.h tests/goldens.h run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Wno-unused-function -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 
@@ -96,7 +96,7 @@ test-%: $(PROGRAMS) $(OUT)/tests/test_%
 # are not part of `make test`; `make test-exercises` proves each one fails
 # here and passes with the reference solution in exercises/solutions/.
 EXERCISES = int4 qkv-bias geglu
-$(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/testutil.h train.c run.c $(COMMON)
+$(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/testutil.h tests/goldens.h train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Wno-unused-function -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 .PRECIOUS: $(OUT)/tests/exercises/test_%

@@ -17,6 +17,7 @@
 #define RUN_NO_MAIN
 #include "run.c"
 #include "tests/testutil.h"
+#include "tests/goldens.h"
 
 #define TOLERANCE 1e-4f
 /* int8 vs its numpy model. Both quantize the activations before each
@@ -35,64 +36,27 @@
 /* chunked prompt processing vs one token at a time */
 #define PREFILL_TOLERANCE 1e-5f
 
-typedef struct {
-    int n_positions, vocab_size;
-    int *ids;       /* (n_positions) the input sequence */
-    float *logits;  /* (n_positions, vocab_size) what transformers computed */
-    char *raw;
-} Golden;
-
-/* Layout (see tests/golden/README.md): int32 n_positions, int32 vocab_size,
- * int32 ids[n_positions], float32 logits[n_positions][vocab_size]. */
-static Golden read_golden(const char *path) {
-    Golden g;
-    size_t size;
-    g.raw = slurp(path, &size);
-    ck_assert_msg(g.raw != NULL, "missing golden %s", path);
-    memcpy(&g.n_positions, g.raw, 4);
-    memcpy(&g.vocab_size, g.raw + 4, 4);
-    size_t expected = 8 + 4 * (size_t)g.n_positions * (1 + (size_t)g.vocab_size);
-    ck_assert_msg(size == expected, "%s: %zu bytes, expected %zu", path, size, expected);
-    g.ids = (int *)(g.raw + 8);
-    g.logits = (float *)(g.raw + 8 + 4 * (size_t)g.n_positions);
-    return g;
-}
-
 /* Run the model over the golden sequence; return the largest |difference|,
  * and in *n_over (if not NULL) at how many positions it exceeds `tolerance`. */
 static float logit_error(const char *model_path, const char *golden_path, float tolerance, int *n_over) {
-    Golden g = read_golden(golden_path);
-    Transformer t;
-    build_transformer(&t, model_path);
-    malloc_run_state(&t);
-    ck_assert_int_eq(t.config.vocab_size, g.vocab_size);
-    ck_assert_int_le(g.n_positions, t.config.seq_len);
-    float worst = 0.0f, rest = 0.0f;   /* rest: the worst at positions within tolerance */
-    int worst_pos = -1, worst_id = -1, over = 0;
-    for (int pos = 0; pos < g.n_positions; pos++) {
-        const float *logits = forward(&t, g.ids[pos], pos);
-        const float *want = g.logits + (size_t)pos * g.vocab_size;
-        float here = 0.0f;
-        for (int i = 0; i < g.vocab_size; i++) {
-            float d = fabsf(logits[i] - want[i]);
-            if (!(d <= here)) here = d;
-            if (!(d <= worst)) { worst = d; worst_pos = pos; worst_id = i; } /* NaN counts as worst */
-        }
-        if (!(here <= tolerance)) over++;
-        else if (here > rest) rest = here;
+    LogitErrors e = logit_errors(model_path, golden_path);
+    float rest = 0.0f;   /* the worst at positions within tolerance */
+    int over = 0;
+    for (int pos = 0; pos < e.n_positions; pos++) {
+        if (!(e.at[pos] <= tolerance)) over++;
+        else if (e.at[pos] > rest) rest = e.at[pos];
     }
     if (n_over) {
         *n_over = over;
         printf("%-45s max |logit - numpy| = %.3g (position %d, token %d); %d of %d positions over %g, "
-               "the others within %.3g\n", model_path, worst, worst_pos, worst_id, over, g.n_positions,
+               "the others within %.3g\n", model_path, e.worst, e.worst_pos, e.worst_id, over, e.n_positions,
                tolerance, rest);
     } else {
-        printf("%-45s max |logit - transformers| = %.3g (position %d, token %d)\n", model_path, worst,
-               worst_pos, worst_id);
+        printf("%-45s max |logit - transformers| = %.3g (position %d, token %d)\n", model_path, e.worst,
+               e.worst_pos, e.worst_id);
     }
-    free_transformer(&t);
-    free(g.raw);
-    return worst;
+    free(e.at);
+    return e.worst;
 }
 
 #define FORWARD_TEST(name, model, golden)                                      \
@@ -110,15 +74,6 @@ FORWARD_TEST(test_mha_pad, "mha-pad.lamp", "mha-pad.logits")
 FORWARD_TEST(test_llama2c_lamp, "llama2c-compat.lamp", "llama2c-compat.logits")
 FORWARD_TEST(test_llama2c_v0, "llama2c-compat.v0.bin", "llama2c-compat.logits")
 FORWARD_TEST(test_llama2c_v1, "llama2c-compat.v1.bin", "llama2c-compat.logits")
-
-/* One thread: the thread count changes no bit (test_threads_bit_identical),
- * and thousands of tiny forward passes on two threads can crawl on a busy
- * machine, where every parallel region waits for a descheduled thread. */
-static void one_thread(void) {
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
-}
 
 #define Q8_TEST(name, model, golden)                                                     \
     START_TEST(name) {                                                                   \
@@ -215,60 +170,24 @@ END_TEST
 
 /* ---- chunked prompt processing ------------------------------------------ */
 
-/* Feed `n` tokens one position at a time, then again in chunks of the given
- * sizes (cycled), and return the largest |difference| between the logits
- * of any position. */
-static float chunked_vs_single(Transformer *t, const int *ids, int n, const int *sizes, int n_sizes) {
-    int vocab = t->config.vocab_size;
-    float *single = malloc(sizeof(float) * (size_t)n * vocab);
-    for (int pos = 0; pos < n; pos++)
-        memcpy(single + (size_t)pos * vocab, forward(t, ids[pos], pos), sizeof(float) * vocab);
-    float worst = 0.0f;
-    for (int pos = 0, k = 0; pos < n; k++) {
-        int m = sizes[k % n_sizes];
-        if (m > n - pos) m = n - pos;
-        const float *logits = forward_chunk(t, ids + pos, m, pos, LOGITS_ALL);
-        for (size_t i = 0; i < (size_t)m * vocab; i++) {
-            float d = fabsf(logits[i] - single[(size_t)pos * vocab + i]);
-            if (!(d <= worst)) worst = d;
-        }
-        pos += m;
-    }
-    /* and the path generate() takes: prefill, logits of the last position only */
-    const float *last = prefill(t, ids, n, 0);
-    for (int i = 0; i < vocab; i++) {
-        float d = fabsf(last[i] - single[(size_t)(n - 1) * vocab + i]);
-        if (!(d <= worst)) worst = d;
-    }
-    free(single);
-    return worst;
-}
-
 START_TEST(test_prefill_matches_token_by_token) {
     one_thread();
     const char *models[] = {
-        "tests/golden/forward/gqa-untied.lamp",     /* seq_len 128: chunks of 64 and the rest */
+        "tests/golden/forward/gqa-untied.lamp",     /* seq_len 128: one full CHUNK */
         "tests/golden/forward/mha-pad.lamp",        /* rows of 40 and 100: loop tails */
         "tests/golden/forward/mqa-tied.lamp",
         "tests/golden/forward_q8/q8-gqa.lamp",
         "tests/golden/forward_q8/q8-mqa-tied.lamp",
         "tests/golden/forward_q8/q8-llama2c.v2.bin",
+        "models/stories.lamp",                      /* seq_len 256: a CHUNK of 128, then 72 */
     };
-    int full[] = {CHUNK}, odd[] = {1, 3, 4, 7, 13, 5, 2, 9};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
-        Transformer t;
-        build_transformer(&t, models[m]);
-        malloc_run_state(&t);
-        int n = t.config.seq_len < 100 ? t.config.seq_len : 100;
-        int *ids = malloc(sizeof(int) * n);
-        for (int i = 0; i < n; i++) ids[i] = (i * 7919 + 13) % t.config.vocab_size;
-        float a = chunked_vs_single(&t, ids, n, full, 1), b = chunked_vs_single(&t, ids, n, odd, 8);
+        float a, b;
+        prefill_errors_of_file(models[m], &a, &b);
         printf("%-45s chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, ...)\n",
                models[m], a, CHUNK, b);
         ck_assert_msg(a <= PREFILL_TOLERANCE && b <= PREFILL_TOLERANCE, "%s: %g, %g > %g", models[m], a, b,
                       PREFILL_TOLERANCE);
-        free(ids);
-        free_transformer(&t);
     }
 }
 END_TEST
@@ -345,35 +264,12 @@ START_TEST(test_eval_nll_matches_forward) {
 }
 END_TEST
 
-/* The number of threads must not change a single bit of the logits: each
- * output row of matmul and each attention head is computed by one thread in
- * the same order, whatever the thread count. */
+/* The number of threads must not change a single bit of the logits
+ * (check_threads_bit_identical in tests/goldens.h). */
 START_TEST(test_threads_bit_identical) {
 #ifdef _OPENMP
-    const char *paths[] = {"tests/golden/forward/gqa-untied.lamp", "tests/golden/forward_q8/q8-gqa.lamp"};
-    for (int m = 0; m < 2; m++) {
-        Transformer t;
-        build_transformer(&t, paths[m]);
-        malloc_run_state(&t);
-        int n = t.config.vocab_size, steps = 16, chunk = 23;
-        int ids[23];
-        for (int i = 0; i < chunk; i++) ids[i] = (i * 53 + 1) % n;
-        float *one = malloc(sizeof(float) * (size_t)n * (steps + chunk));
-        for (int threads = 1; threads <= 2; threads++) {
-            omp_set_num_threads(threads);
-            for (int pos = 0; pos < steps + 1; pos++) {   /* one token at a time, then a chunk */
-                const float *logits = pos < steps ? forward(&t, (pos * 37) % n, pos)
-                                                  : forward_chunk(&t, ids, chunk, steps, LOGITS_ALL);
-                size_t count = (size_t)n * (pos < steps ? 1 : chunk);
-                if (threads == 1) memcpy(one + (size_t)pos * n, logits, sizeof(float) * count);
-                else ck_assert_msg(memcmp(one + (size_t)pos * n, logits, sizeof(float) * count) == 0,
-                                   "%s: logits at position %d differ between 1 and %d threads", paths[m], pos, threads);
-            }
-        }
-        free(one);
-        free_transformer(&t);
-    }
-    omp_set_num_threads(omp_get_num_procs());
+    check_threads_bit_identical("tests/golden/forward/gqa-untied.lamp");
+    check_threads_bit_identical("tests/golden/forward_q8/q8-gqa.lamp");
 #endif
 }
 END_TEST

@@ -17,57 +17,12 @@
 #define TRAIN_NO_MAIN
 #include "train.c"
 #include "tests/testutil.h"
+#include "tests/goldens.h"
 
 #include <signal.h>
 
-static const char *const TENSOR_NAMES[N_TENSORS] = {
-    "token_embedding", "rms_att_weight", "wq", "wk", "wv", "wo", "rms_ffn_weight",
-    "w1", "w2", "w3", "rms_final_weight", "wcls"};
-
 #define GOLDEN_MODEL "tests/golden/train/tiny.lamp"
 #define WORK TMP_DIR "/train"
-
-/* A golden file: int32 n_ints, int32 ints[n_ints], float32 floats to the end. */
-typedef struct {
-    char *raw;
-    int n_ints;
-    const int32_t *ints;
-    const float *floats;
-    size_t n_floats;
-} Golden;
-
-static Golden read_golden(const char *path) {
-    Golden g;
-    size_t size;
-    g.raw = slurp(path, &size);
-    ck_assert_msg(g.raw != NULL, "missing golden %s (run tests/golden/gen_train.py)", path);
-    memcpy(&g.n_ints, g.raw, 4);
-    ck_assert(g.n_ints >= 0 && 4 + 4 * (size_t)g.n_ints <= size);
-    g.ints = (const int32_t *)(g.raw + 4);
-    g.floats = (const float *)(g.raw + 4 + 4 * (size_t)g.n_ints);
-    g.n_floats = (size_t)(size - 4 - 4 * (size_t)g.n_ints) / 4;
-    return g;
-}
-
-/* Split (B, T + 1) windows into inputs and targets, as next_batch does. */
-static void split_windows(const int32_t *windows, int B, int T, int *inputs, int *targets) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            inputs[b * T + t] = windows[b * (T + 1) + t];
-            targets[b * T + t] = windows[b * (T + 1) + t + 1];
-        }
-}
-
-/* max |a - b| / max |b| over n values: the error relative to the tensor's scale. */
-static double scaled_error(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= worst)) worst = d;   /* NaN counts as the worst */
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return scale > 0 ? worst / scale : worst;
-}
 
 /* ---------------------------------------------------------------------------
  * Against PyTorch
@@ -79,29 +34,19 @@ static double scaled_error(const float *a, const float *b, size_t n) {
  * prints it). Measured when written: loss 1.2e-7, logits 3.8e-6, gradients
  * at most 1.9e-6 (see the printed table). */
 START_TEST(test_gradients_vs_pytorch) {
-    Golden g = read_golden("tests/golden/train/tiny.grads");
-    int B = g.ints[0], T = g.ints[1], V = g.ints[2];
+    Grads g = read_grads("tests/golden/train/tiny.grads");
     Model m;
-    load_model_file(&m, GOLDEN_MODEL, B, NULL);
-    ck_assert_int_eq(m.config.seq_len, T);
-    ck_assert_int_eq(m.config.vocab_size, V);
-    ck_assert_msg(g.n_floats == 1 + (size_t)B * T * V + m.n_params, "golden size");
-    int *inputs = malloc(sizeof(int) * B * T), *targets = malloc(sizeof(int) * B * T);
-    split_windows(g.ints + 3, B, T, inputs, targets);
+    load_grads_model(&m, GOLDEN_MODEL, &g);
 
-    model_forward(&m, inputs, NULL, B);
-    double logit_err = 0.0;
-    for (size_t i = 0; i < (size_t)B * T * V; i++) {
-        double d = fabs((double)m.acts.logits[i] - g.floats[1 + i]);
-        if (!(d <= logit_err)) logit_err = d;
-    }
-    float loss = model_forward(&m, inputs, targets, B);
-    double loss_err = fabs((double)loss - g.floats[0]) / g.floats[0];
-    model_backward(&m, B, 1.0f / (float)(B * T));
+    model_forward(&m, g.inputs, NULL, g.B);
+    double logit_err = max_error(m.acts.logits, g.logits, (size_t)g.B * g.T * g.V);
+    float loss = model_forward(&m, g.inputs, g.targets, g.B);
+    double loss_err = fabs((double)loss - g.loss) / g.loss;
+    model_backward(&m, g.B, 1.0f / (float)(g.B * g.T));
     printf("vs PyTorch: loss %.6f (rel error %.2g), max |logit error| %.2g\n", loss, loss_err, logit_err);
-    ck_assert_msg(loss_err <= 1e-5, "loss %g vs %g", loss, g.floats[0]);
+    ck_assert_msg(loss_err <= 1e-5, "loss %g vs %g", loss, g.loss);
     ck_assert_msg(logit_err <= 1e-4, "logits differ by %g", logit_err);
-    const float *want = g.floats + 1 + (size_t)B * T * V;
+    const float *want = g.grads;
     for (int i = 0; i < N_TENSORS; i++) {
         if (!m.numel[i]) continue;
         double err = scaled_error(m.grads.tensor[i], want, m.numel[i]);
@@ -109,10 +54,8 @@ START_TEST(test_gradients_vs_pytorch) {
         ck_assert_msg(err <= 1e-4, "gradient of %s: error %g of its scale", TENSOR_NAMES[i], err);
         want += m.numel[i];
     }
-    free(inputs);
-    free(targets);
     free_model(&m);
-    free(g.raw);
+    free_grads(&g);
 }
 END_TEST
 
@@ -133,7 +76,7 @@ END_TEST
  * weights 1.1e-6 (-O3; 6.7e-6 at -O1 under make asan), rounding-level
  * weights 5.4e-6 (5e-5 at -O1). */
 START_TEST(test_adamw_vs_pytorch) {
-    Golden g = read_golden("tests/golden/train/tiny.adamw");
+    TrainGolden g = read_train_golden("tests/golden/train/tiny.adamw");
     int steps = g.ints[0], accum = g.ints[1], B = g.ints[2], T = g.ints[3];
     Hyper h = {B, accum, steps, g.ints[4], g.floats[0], g.floats[1], g.floats[2], g.floats[3], g.floats[4],
                g.floats[5], g.floats[6], 0};
@@ -217,45 +160,18 @@ END_TEST
  * |fd - g| = 5.5e-5 over 40 random entries per tensor (e = 1e-3 gave 6.5e-4:
  * the noise). */
 START_TEST(test_finite_differences) {
-    Golden g = read_golden("tests/golden/train/tiny.grads");
-    int B = g.ints[0], T = g.ints[1];
+    Grads g = read_grads("tests/golden/train/tiny.grads");
     Model m;
-    load_model_file(&m, GOLDEN_MODEL, B, NULL);
-    int *inputs = malloc(sizeof(int) * B * T), *targets = malloc(sizeof(int) * B * T);
-    split_windows(g.ints + 3, B, T, inputs, targets);
-    model_forward(&m, inputs, targets, B);
-    model_backward(&m, B, 1.0f / (float)(B * T));
-    const float eps = 1e-2f;
+    load_model_file(&m, GOLDEN_MODEL, g.B, NULL);
+    model_forward(&m, g.inputs, g.targets, g.B);
+    model_backward(&m, g.B, 1.0f / (float)(g.B * g.T));
     uint64_t rng = 12345;
     double worst = 0.0;
-    for (int i = 0; i < N_TENSORS; i++) {
-        if (!m.numel[i]) continue;
-        size_t n = m.numel[i], picks[4] = {0, 0, 0, 0};
-        const float *grad = m.grads.tensor[i];
-        for (size_t j = 0; j < n; j++) {   /* the two largest |g| */
-            if (fabsf(grad[j]) > fabsf(grad[picks[0]])) { picks[1] = picks[0]; picks[0] = j; }
-            else if (j != picks[0] && fabsf(grad[j]) > fabsf(grad[picks[1]])) picks[1] = j;
-        }
-        picks[2] = random_u32(&rng) % n;
-        picks[3] = random_u32(&rng) % n;
-        for (int p = 0; p < 4; p++) {
-            float *w = &m.params.tensor[i][picks[p]], saved = *w, analytic = grad[picks[p]];
-            *w = saved + eps;
-            double plus = model_forward(&m, inputs, targets, B);
-            *w = saved - eps;
-            double minus = model_forward(&m, inputs, targets, B);
-            *w = saved;
-            double fd = (plus - minus) / (2.0 * eps), err = fabs(fd - analytic);
-            worst = fmax(worst, err);
-            ck_assert_msg(err <= 1e-3 * fabs(analytic) + 2e-4, "%s[%zu]: finite difference %.6g, backward %.6g",
-                          TENSOR_NAMES[i], picks[p], fd, analytic);
-        }
-    }
+    for (int i = 0; i < N_TENSORS; i++)
+        if (m.numel[i]) worst = fmax(worst, check_finite_differences(&m, i, g.inputs, g.targets, g.B, &rng, ""));
     printf("finite differences: worst |fd - backward| = %.2g over 4 entries of each tensor\n", worst);
-    free(inputs);
-    free(targets);
     free_model(&m);
-    free(g.raw);
+    free_grads(&g);
 }
 END_TEST
 
@@ -367,50 +283,22 @@ END_TEST
 
 #define DATA_TEXT WORK "/stories.txt"
 
-/* A small training text: the first 20 KB of the TinyStories validation file. */
-static void make_data(void) {
-    mkdir(TMP_DIR, 0755);
-    mkdir(WORK, 0755);
-    size_t size;
-    char *text = slurp("data/tinystories/valid.txt", &size);
-    ck_assert_ptr_nonnull(text);
-    write_file(DATA_TEXT, text, size < 20000 ? size : 20000);
-    free(text);
-}
-
 /* Run ./train with the given arguments after the common ones: a tiny model
  * (GQA, untied, rope_theta 50000) on the tiny tokenizer. */
 static Proc run_train(const char *out, const char *const *extra) {
-    const char *argv[64] = {program("train"), "--tokenizer", GOLDEN_MODEL, "--data", DATA_TEXT, "--out", out,
-                            "--dim", "32", "--n-layers", "2", "--n-heads", "4", "--n-kv-heads", "2",
-                            "--seq-len", "16", "--untied", "--rope-theta", "50000", "--batch", "2",
-                            "--accum", "2", "--warmup", "2", "--eval-every", "2", "--eval-iters", "2",
-                            "--sample-every", "0"};
-    int n = 0;
-    while (argv[n]) n++;
-    for (int i = 0; extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    return run_program(NULL, (char *const *)argv);
-}
-
-static void expect_success(Proc *p, const char *what) {
-    ck_assert_msg(p->exited && p->code == 0, "%s: exit %d, stderr: %s", what, p->code, p->err);
-}
-
-static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
+    const char *argv[] = {program("train"), "--tokenizer", GOLDEN_MODEL, "--data", DATA_TEXT, "--out", out,
+                          "--dim", "32", "--n-layers", "2", "--n-heads", "4", "--n-kv-heads", "2",
+                          "--seq-len", "16", "--untied", "--rope-theta", "50000", "--batch", "2",
+                          "--accum", "2", "--warmup", "2", "--eval-every", "2", "--eval-iters", "2",
+                          "--sample-every", "0", NULL};
+    return run_program_plus(argv, extra);
 }
 
 /* N steps in one run == N/2 steps, stop, --resume, N/2 steps: the model and
  * the whole training state (weights, moments, step, generator) bit for bit,
  * and the same losses in the log. */
 START_TEST(test_resume_bit_identical) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     const char *straight[] = {"--steps", "8", "--threads", "1", NULL};
     Proc a = run_train(WORK "/straight", straight);
     expect_success(&a, "8 steps");
@@ -452,7 +340,7 @@ END_TEST
  * (see PARALLEL_MIN). */
 START_TEST(test_threads_bit_identical) {
 #ifdef _OPENMP
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     Proc p[2];
     for (int i = 0; i < 2; i++) {
         const char *out = i ? WORK "/threads2" : WORK "/threads1";
@@ -476,7 +364,7 @@ END_TEST
 /* --tokenize writes the documented shard, and training on it is training on
  * the text. */
 START_TEST(test_shard_equals_text) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     const char *tok_argv[] = {program("train"), "--tokenize", DATA_TEXT, WORK "/stories.bin", "--tokenizer",
                               GOLDEN_MODEL, NULL};
     Proc t = run_program(NULL, (char *const *)tok_argv);
@@ -513,7 +401,7 @@ END_TEST
  * != dim) and trains 3 steps. Tolerance 1e-5 absolute (logits ~5; the two
  * sum in different orders); measured when written: 1.9e-6. */
 START_TEST(test_forward_matches_run_c) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     const char *argv[] = {program("train"), "--init", GOLDEN_MODEL, "--data", DATA_TEXT, "--out", WORK "/init",
                           "--batch", "2", "--steps", "3", "--warmup", "1", "--lr", "1e-3", "--threads", "1",
                           "--eval-every", "0", "--sample-every", "2", "--sample-tokens", "8", NULL};
@@ -527,20 +415,9 @@ START_TEST(test_forward_matches_run_c) {
     load_model_file(&m, WORK "/init/model.lamp", 1, NULL);
     ck_assert_int_eq(m.config.n_kv_heads, 2);
     ck_assert_int_eq(m.config.shared_classifier, 0);
-    int T = m.config.seq_len, V = m.config.vocab_size, ids[64];
-    ck_assert_int_le(T, 64);
-    uint64_t rng = 5;
-    for (int i = 0; i < T; i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)V);
-    model_forward(&m, ids, NULL, 1);
-    double worst = 0.0;
-    for (int pos = 0; pos < T; pos++) {
-        const float *logits = forward(&t, ids[pos], pos);
-        for (int i = 0; i < V; i++) {
-            double d = fabs((double)logits[i] - m.acts.logits[(size_t)pos * V + i]);
-            if (!(d <= worst)) worst = d;
-        }
-    }
-    printf("train.c forward vs run.c forward, %d positions: max |logit difference| = %.2g\n", T, worst);
+    double worst = run_c_vs_train_c(&t, &m);
+    printf("train.c forward vs run.c forward, %d positions: max |logit difference| = %.2g\n", m.config.seq_len,
+           worst);
     ck_assert_msg(worst <= 1e-5, "logits differ by %g", worst);
     free_model(&m);
     free_transformer(&t);
@@ -552,7 +429,7 @@ END_TEST
  * and the state are saved, the exit status says which signal it was, and
  * the state is at the last logged step. */
 START_TEST(test_sigterm_saves_checkpoint) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     const char *argv[] = {program("train"), "--tokenizer", GOLDEN_MODEL, "--data", DATA_TEXT, "--out",
                           WORK "/signal", "--dim", "32", "--n-layers", "1", "--n-heads", "2", "--seq-len", "16",
                           "--batch", "2", "--steps", "1000000", "--threads", "1", "--eval-every", "0",
@@ -636,7 +513,7 @@ typedef struct {
 } BadCase;
 
 START_TEST(test_bad_inputs) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     write_file(WORK "/empty.txt", "", 0);
     write_file(WORK "/short.txt", "Once upon a time.\n", 18);
     write_file(WORK "/blank.txt", "\n \n\t\n", 5);

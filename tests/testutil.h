@@ -1,6 +1,7 @@
 /* testutil.h — small helpers shared by lamp's Check suites: read a file,
- * write a file, and run one of lamp's programs as a child process capturing
- * its exit status, stdout and stderr. Tests run from the repository root. */
+ * write a file, compare two, and run one of lamp's programs as a child
+ * process capturing its exit status, stdout and stderr. Tests run from the
+ * repository root. (tests/goldens.h holds what the model suites share.) */
 #ifndef LAMP_TESTUTIL_H
 #define LAMP_TESTUTIL_H
 
@@ -98,6 +99,34 @@ static Proc run_program(const char *stdin_text, char *const argv[]) {
 static void free_proc(Proc *p) {
     free(p->out);
     free(p->err);
+}
+
+/* run_program(NULL, ...) on the arguments `args` followed by `extra` (each
+ * list NULL-terminated): a suite's common command line plus a test's own. */
+static Proc run_program_plus(const char *const *args, const char *const *extra) {
+    const char *argv[64];
+    int n = 0;
+    for (int i = 0; args[i]; i++) argv[n++] = args[i];
+    for (int i = 0; extra[i]; i++) argv[n++] = extra[i];
+    ck_assert_int_lt(n, 64);
+    argv[n] = NULL;
+    return run_program(NULL, (char *const *)argv);
+}
+
+/* A program that must have succeeded: exit status 0, else fail with `what`
+ * and its stderr. */
+static void expect_success(Proc *p, const char *what) {
+    ck_assert_msg(p->exited && p->code == 0, "%s: exit %d, stderr: %s", what, p->code, p->err);
+}
+
+/* 1 if the two files exist and hold the same bytes. */
+static int files_equal(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
 }
 
 /* Run a suite with Check (each test in its own process, so a crash is a

@@ -30,6 +30,7 @@
 #define TRAIN_NO_MAIN
 #include "train.c"
 #include "tests/testutil.h"
+#include "tests/goldens.h"
 
 #define GOLDEN_DIR "tests/golden/exercises/geglu/"
 #define MODEL GOLDEN_DIR "geglu.lamp"
@@ -48,66 +49,18 @@
  * (measured: 3.8e-6). */
 #define PREFILL_TOLERANCE 1e-5f
 
-static const char *const TENSOR_NAMES[N_TENSORS] = {
-    "token_embedding", "rms_att_weight", "wq", "wk", "wv", "wo", "rms_ffn_weight",
-    "w1", "w2", "w3", "rms_final_weight", "wcls"};
-
-/* One thread: the thread count changes no bit, and many tiny forward passes
- * on two threads crawl on a busy machine. */
-static void one_thread(void) {
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
-}
-
 /* ---------------------------------------------------------------------------
  * run.c
  * -------------------------------------------------------------------------*/
 
-typedef struct {
-    int n_positions, vocab_size;
-    int *ids;       /* (n_positions) the input sequence */
-    float *logits;  /* (n_positions, vocab_size) what transformers computed */
-    char *raw;
-} Logits;
-
-/* Layout (tests/golden/README.md): int32 n_positions, int32 vocab_size,
- * int32 ids[n_positions], float32 logits[n_positions][vocab_size]. */
-static Logits read_logits(const char *path) {
-    Logits g;
-    size_t size;
-    g.raw = slurp(path, &size);
-    ck_assert_msg(g.raw != NULL, "missing golden %s (run tests/golden/gen_exercise_geglu.py)", path);
-    memcpy(&g.n_positions, g.raw, 4);
-    memcpy(&g.vocab_size, g.raw + 4, 4);
-    size_t expected = 8 + 4 * (size_t)g.n_positions * (1 + (size_t)g.vocab_size);
-    ck_assert_msg(size == expected, "%s: %zu bytes, expected %zu", path, size, expected);
-    g.ids = (int *)(g.raw + 8);
-    g.logits = (float *)(g.raw + 8 + 4 * (size_t)g.n_positions);
-    return g;
-}
-
 /* run.c one token at a time over the golden sequence: the largest
  * |logit - golden|, and where it is. */
 static float run_c_error(const char *model_path, const char *golden_path, int *worst_pos) {
-    Logits g = read_logits(golden_path);
-    Transformer t;
-    build_transformer(&t, model_path);
-    malloc_run_state(&t);
-    ck_assert_int_eq(t.config.vocab_size, g.vocab_size);
-    float worst = 0.0f;
-    *worst_pos = -1;
-    for (int pos = 0; pos < g.n_positions; pos++) {
-        const float *logits = forward(&t, g.ids[pos], pos);
-        for (int i = 0; i < g.vocab_size; i++) {
-            float d = fabsf(logits[i] - g.logits[(size_t)pos * g.vocab_size + i]);
-            if (!(d <= worst)) { worst = d; *worst_pos = pos; }   /* NaN counts as the worst */
-        }
-    }
-    printf("%-45s max |logit - transformers| = %.3g (position %d)\n", model_path, worst, *worst_pos);
-    free_transformer(&t);
-    free(g.raw);
-    return worst;
+    LogitErrors e = logit_errors(model_path, golden_path);
+    *worst_pos = e.worst_pos;
+    printf("%-45s max |logit - transformers| = %.3g (position %d)\n", model_path, e.worst, *worst_pos);
+    free(e.at);
+    return e.worst;
 }
 
 START_TEST(test_run_c_logits) {
@@ -133,43 +86,18 @@ START_TEST(test_swiglu_model_unchanged) {
 }
 END_TEST
 
-/* The logits of a prompt fed in chunks (sizes cycled from `sizes`) against
- * one token at a time, and those of prefill()'s last position: the largest
- * |difference| (tests/test_forward.c does the same for the SwiGLU models). */
-static float chunked_vs_single(Transformer *t, const int *ids, int n, const int *sizes, int n_sizes) {
-    int vocab = t->config.vocab_size;
-    float *single = malloc(sizeof(float) * (size_t)n * vocab);
-    for (int pos = 0; pos < n; pos++)
-        memcpy(single + (size_t)pos * vocab, forward(t, ids[pos], pos), sizeof(float) * vocab);
-    float worst = 0.0f;
-    for (int pos = 0, k = 0; pos < n; k++) {
-        int m = sizes[k % n_sizes];
-        if (m > n - pos) m = n - pos;
-        const float *logits = forward_chunk(t, ids + pos, m, pos, LOGITS_ALL);
-        for (size_t i = 0; i < (size_t)m * vocab; i++) {
-            float d = fabsf(logits[i] - single[(size_t)pos * vocab + i]);
-            if (!(d <= worst)) worst = d;
-        }
-        pos += m;
-    }
-    const float *last = prefill(t, ids, n, 0);
-    for (int i = 0; i < vocab; i++) {
-        float d = fabsf(last[i] - single[(size_t)(n - 1) * vocab + i]);
-        if (!(d <= worst)) worst = d;
-    }
-    free(single);
-    return worst;
-}
-
+/* The logits of the golden sequence fed in chunks against one token at a
+ * time, and those of prefill()'s last position (prefill_errors in
+ * tests/goldens.h; tests/test_forward.c does the same for the SwiGLU
+ * models). */
 START_TEST(test_run_c_prefill_matches_token_by_token) {
     one_thread();
     Logits g = read_logits(GOLDEN_DIR "geglu.logits");
     Transformer t;
     build_transformer(&t, MODEL);
     malloc_run_state(&t);
-    int full[] = {CHUNK}, odd[] = {1, 3, 4, 7, 13, 5, 2, 9};
-    float a = chunked_vs_single(&t, g.ids, g.n_positions, full, 1);
-    float b = chunked_vs_single(&t, g.ids, g.n_positions, odd, 8);
+    float a, b;
+    prefill_errors(&t, g.ids, g.n_positions, &a, &b);
     printf("run.c chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, ...)\n", a, CHUNK, b);
     ck_assert_msg(a <= PREFILL_TOLERANCE && b <= PREFILL_TOLERANCE,
                   "a prompt in chunks gives other logits than one token at a time (%g, %g): does "
@@ -183,72 +111,19 @@ END_TEST
  * train.c against PyTorch
  * -------------------------------------------------------------------------*/
 
-/* geglu.grads (gen_train.py's layout): int32 n_ints, ints = B, T, V, then
- * the (B, T + 1) token windows; float32 to the end: the mean loss, the
- * logits (B*T, V), then every gradient in lamp's tensor order. */
-typedef struct {
-    char *raw;
-    int B, T, V;
-    int *inputs, *targets;   /* (B*T) each */
-    float loss;
-    const float *logits, *grads;
-    size_t n_floats;
-} Grads;
-
-static Grads read_grads(void) {
-    Grads g;
-    size_t size;
-    g.raw = slurp(GOLDEN_DIR "geglu.grads", &size);
-    ck_assert_msg(g.raw != NULL, "missing golden " GOLDEN_DIR "geglu.grads (run tests/golden/gen_exercise_geglu.py)");
-    int32_t n_ints;
-    memcpy(&n_ints, g.raw, 4);
-    ck_assert(n_ints >= 3 && 4 + 4 * (size_t)n_ints <= size);
-    const int32_t *ints = (const int32_t *)(g.raw + 4);
-    g.B = ints[0], g.T = ints[1], g.V = ints[2];
-    ck_assert_int_eq(n_ints, 3 + g.B * (g.T + 1));
-    g.inputs = malloc(sizeof(int) * g.B * g.T);
-    g.targets = malloc(sizeof(int) * g.B * g.T);
-    for (int b = 0; b < g.B; b++)
-        for (int t = 0; t < g.T; t++) {
-            g.inputs[b * g.T + t] = ints[3 + b * (g.T + 1) + t];
-            g.targets[b * g.T + t] = ints[3 + b * (g.T + 1) + t + 1];
-        }
-    const float *floats = (const float *)(g.raw + 4 + 4 * (size_t)n_ints);
-    g.n_floats = (size - 4 - 4 * (size_t)n_ints) / 4;
-    g.loss = floats[0];
-    g.logits = floats + 1;
-    g.grads = floats + 1 + (size_t)g.B * g.T * g.V;
-    return g;
-}
-
-static void free_grads(Grads *g) {
-    free(g->inputs);
-    free(g->targets);
-    free(g->raw);
-}
-
-/* The golden model in train.c, for batches of the golden's B. */
-static void load_golden_model(Model *m, const Grads *g) {
-    load_model_file(m, MODEL, g->B, NULL);
-    ck_assert_int_eq(m->config.seq_len, g->T);
-    ck_assert_int_eq(m->config.vocab_size, g->V);
-    ck_assert_msg(g->n_floats == 1 + (size_t)g->B * g->T * g->V + m->n_params, "golden size");
-}
+/* geglu.grads has gen_train.py's layout (read_grads in tests/goldens.h). */
+#define GRADS GOLDEN_DIR "geglu.grads"
 
 /* Tolerances as in tests/test_train.c: loss 1e-5 relative, logits 1e-4
  * absolute. PyTorch's own float32 error against float64 is 3.1e-8 in the
  * loss and 2.9e-6 in the logits (the generator prints it). Measured with
  * the reference solution: loss 0 (the same float32), logits 3.3e-6. */
 START_TEST(test_train_forward_vs_pytorch) {
-    Grads g = read_grads();
+    Grads g = read_grads(GRADS);
     Model m;
-    load_golden_model(&m, &g);
+    load_grads_model(&m, MODEL, &g);
     model_forward(&m, g.inputs, NULL, g.B);
-    double logit_err = 0.0;
-    for (size_t i = 0; i < (size_t)g.B * g.T * g.V; i++) {
-        double d = fabs((double)m.acts.logits[i] - g.logits[i]);
-        if (!(d <= logit_err)) logit_err = d;
-    }
+    double logit_err = max_error(m.acts.logits, g.logits, (size_t)g.B * g.T * g.V);
     float loss = model_forward(&m, g.inputs, g.targets, g.B);
     double loss_err = fabs((double)loss - g.loss) / g.loss;
     printf("train.c vs PyTorch: loss %.6f (rel error %.2g), max |logit error| %.2g\n", loss, loss_err, logit_err);
@@ -260,17 +135,6 @@ START_TEST(test_train_forward_vs_pytorch) {
     free_grads(&g);
 }
 END_TEST
-
-/* max |a - b| / max |b| over n values: the error relative to the tensor's scale. */
-static double scaled_error(const float *a, const float *b, size_t n) {
-    double worst = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= worst)) worst = d;   /* NaN counts as the worst */
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return scale > 0 ? worst / scale : worst;
-}
 
 /* Every gradient within 1e-4 of its tensor's largest |g|, as in
  * tests/test_train.c. PyTorch's own float32 error is at most 8.8e-7 of it
@@ -293,9 +157,9 @@ static double layer_error(const Model *m, const float *want_all, int i, int l) {
 }
 
 START_TEST(test_train_gradients_vs_pytorch) {
-    Grads g = read_grads();
+    Grads g = read_grads(GRADS);
     Model m;
-    load_golden_model(&m, &g);
+    load_grads_model(&m, MODEL, &g);
     model_forward(&m, g.inputs, g.targets, g.B);
     model_backward(&m, g.B, 1.0f / (float)(g.B * g.T));
     const float *want = g.grads;
@@ -345,39 +209,17 @@ END_TEST
  * golden gradient: it says whether the backward is the derivative of the
  * forward train.c computes. */
 START_TEST(test_train_finite_differences) {
-    Grads g = read_grads();
+    Grads g = read_grads(GRADS);
     Model m;
-    load_golden_model(&m, &g);
+    load_grads_model(&m, MODEL, &g);
     model_forward(&m, g.inputs, g.targets, g.B);
     model_backward(&m, g.B, 1.0f / (float)(g.B * g.T));
     const int tensors[] = {T_W1, T_W3, T_RMS_FFN, T_WQ};
-    const float eps = 1e-2f;
     uint64_t rng = 2024;
     double worst = 0.0;
-    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++) {
-        int i = tensors[k];
-        size_t n = m.numel[i], picks[4] = {0, 0, 0, 0};
-        const float *grad = m.grads.tensor[i];
-        for (size_t j = 0; j < n; j++) {   /* the two largest |g| */
-            if (fabsf(grad[j]) > fabsf(grad[picks[0]])) { picks[1] = picks[0]; picks[0] = j; }
-            else if (j != picks[0] && fabsf(grad[j]) > fabsf(grad[picks[1]])) picks[1] = j;
-        }
-        picks[2] = random_u32(&rng) % n;
-        picks[3] = random_u32(&rng) % n;
-        for (int p = 0; p < 4; p++) {
-            float *w = &m.params.tensor[i][picks[p]], saved = *w, analytic = grad[picks[p]];
-            *w = saved + eps;
-            double plus = model_forward(&m, g.inputs, g.targets, g.B);
-            *w = saved - eps;
-            double minus = model_forward(&m, g.inputs, g.targets, g.B);
-            *w = saved;
-            double fd = (plus - minus) / (2.0 * eps), err = fabs(fd - analytic);
-            worst = fmax(worst, err);
-            ck_assert_msg(err <= 1e-3 * fabs(analytic) + 2e-4,
-                          "%s[%zu]: finite difference %.6g, backward %.6g: the backward is not the derivative "
-                          "of train.c's own forward", TENSOR_NAMES[i], picks[p], fd, analytic);
-        }
-    }
+    for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++)
+        worst = fmax(worst, check_finite_differences(&m, tensors[k], g.inputs, g.targets, g.B, &rng,
+                                                     ": the backward is not the derivative of train.c's own forward"));
     printf("finite differences: worst |fd - backward| = %.2g over 4 entries of w1, w3, rms_ffn_weight, wq\n", worst);
     free_model(&m);
     free_grads(&g);
@@ -388,40 +230,12 @@ END_TEST
  * ./train: checkpoints keep the flag
  * -------------------------------------------------------------------------*/
 
-/* A small training text: the first 20 KB of the TinyStories validation file. */
-static void make_data(void) {
-    mkdir(TMP_DIR, 0755);
-    mkdir(WORK, 0755);
-    size_t size;
-    char *text = slurp("data/tinystories/valid.txt", &size);
-    ck_assert_ptr_nonnull(text);
-    write_file(DATA_TEXT, text, size < 20000 ? size : 20000);
-    free(text);
-}
-
-static void expect_success(Proc *p, const char *what) {
-    ck_assert_msg(p->exited && p->code == 0, "%s: exit %d, stderr: %s", what, p->code, p->err);
-}
-
-static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* ./train --init geglu.lamp with extra arguments (NULL-terminated). */
 static Proc run_train_from_model(const char *out, const char *const *extra) {
-    const char *argv[40] = {program("train"), "--init", MODEL, "--data", DATA_TEXT, "--out", out, "--batch", "2",
-                            "--warmup", "1", "--lr", "1e-3", "--threads", "1", "--eval-every", "0",
-                            "--sample-every", "0"};
-    int n = 0;
-    while (argv[n]) n++;
-    for (int i = 0; extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    return run_program(NULL, (char *const *)argv);
+    const char *argv[] = {program("train"), "--init", MODEL, "--data", DATA_TEXT, "--out", out, "--batch", "2",
+                          "--warmup", "1", "--lr", "1e-3", "--threads", "1", "--eval-every", "0",
+                          "--sample-every", "0", NULL};
+    return run_program_plus(argv, extra);
 }
 
 /* Train 2 steps from the GeGLU model: the model.lamp written must have
@@ -432,7 +246,7 @@ static Proc run_train_from_model(const char *out, const char *const *extra) {
  * and train.state, bit for bit: a training state that forgot the flag would
  * resume as a SwiGLU model. */
 START_TEST(test_checkpoints_keep_gelu) {
-    make_data();
+    make_training_text(WORK, DATA_TEXT);
     const char *two[] = {"--steps", "2", NULL};
     Proc a = run_train_from_model(WORK "/straight", two);
     expect_success(&a, "./train --init " MODEL " --steps 2");
@@ -449,20 +263,9 @@ START_TEST(test_checkpoints_keep_gelu) {
     malloc_run_state(&t);
     Model m;
     load_model_file(&m, WORK "/straight/model.lamp", 1, NULL);
-    int T = m.config.seq_len, V = m.config.vocab_size, ids[64];
-    ck_assert_int_le(T, 64);
-    uint64_t rng = 5;
-    for (int i = 0; i < T; i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)V);
-    model_forward(&m, ids, NULL, 1);
-    double worst = 0.0;
-    for (int pos = 0; pos < T; pos++) {
-        const float *logits = forward(&t, ids[pos], pos);
-        for (int i = 0; i < V; i++) {
-            double d = fabs((double)logits[i] - m.acts.logits[(size_t)pos * V + i]);
-            if (!(d <= worst)) worst = d;
-        }
-    }
-    printf("checkpoint: train.c forward vs run.c forward, %d positions: max |logit difference| = %.2g\n", T, worst);
+    double worst = run_c_vs_train_c(&t, &m);
+    printf("checkpoint: train.c forward vs run.c forward, %d positions: max |logit difference| = %.2g\n",
+           m.config.seq_len, worst);
     ck_assert_msg(worst <= 1e-5, "on the checkpoint, run.c's and train.c's logits differ by %g", worst);
     free_model(&m);
     free_transformer(&t);

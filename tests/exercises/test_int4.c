@@ -21,6 +21,7 @@
 #define RUN_NO_MAIN
 #include "run.c"
 #include "tests/testutil.h"
+#include "tests/goldens.h"
 
 #define GOLDEN "tests/golden/exercises/int4/"
 #define GQA GOLDEN "q4-gqa.lamp"            /* groups of 32, own classifier, seq_len 128 */
@@ -60,71 +61,26 @@
 /* chunked prompt processing vs one token at a time (tests/test_forward.c's) */
 #define PREFILL_TOLERANCE 1e-5f
 
-typedef struct {
-    int n_positions, vocab_size;
-    int *ids;       /* (n_positions) the input sequence */
-    float *logits;  /* (n_positions, vocab_size) what the numpy model computed */
-    char *raw;
-} Golden;
-
-/* Layout (tests/golden/README.md): int32 n_positions, int32 vocab_size,
- * int32 ids[n_positions], float32 logits[n_positions][vocab_size]. */
-static Golden read_golden(const char *path) {
-    Golden g;
-    size_t size;
-    g.raw = slurp(path, &size);
-    ck_assert_msg(g.raw != NULL, "missing golden %s", path);
-    memcpy(&g.n_positions, g.raw, 4);
-    memcpy(&g.vocab_size, g.raw + 4, 4);
-    size_t expected = 8 + 4 * (size_t)g.n_positions * (1 + (size_t)g.vocab_size);
-    ck_assert_msg(size == expected, "%s: %zu bytes, expected %zu", path, size, expected);
-    g.ids = (int *)(g.raw + 8);
-    g.logits = (float *)(g.raw + 8 + 4 * (size_t)g.n_positions);
-    return g;
-}
-
-/* One thread: the thread count changes no bit (test_threads_bit_identical),
- * and many tiny parallel regions crawl on a busy machine. */
-static void one_thread(void) {
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
-}
-
 /* Run the model over the golden sequence one token at a time and check it
  * against the golden logits (the rule above). */
 static void check_logits(const char *model_path, const char *golden_path) {
-    Golden g = read_golden(golden_path);
-    Transformer t;
-    build_transformer(&t, model_path);
-    malloc_run_state(&t);
-    ck_assert_int_eq(t.config.vocab_size, g.vocab_size);
-    ck_assert_int_le(g.n_positions, t.config.seq_len);
-    float worst = 0.0f, prefix = 0.0f;   /* the largest |difference|: anywhere, in the clean prefix */
-    int worst_pos = -1, worst_id = -1, over = 0;
-    for (int pos = 0; pos < g.n_positions; pos++) {
-        const float *logits = forward(&t, g.ids[pos], pos);
-        const float *want = g.logits + (size_t)pos * g.vocab_size;
-        float here = 0.0f;
-        for (int i = 0; i < g.vocab_size; i++) {
-            float d = fabsf(logits[i] - want[i]);
-            if (!(d <= here)) here = d;
-            if (!(d <= worst)) { worst = d; worst_pos = pos; worst_id = i; } /* NaN counts as worst */
-        }
-        if (!(here <= INT4_TOLERANCE)) over++;
-        if (pos < INT4_CLEAN_PREFIX && !(here <= prefix)) prefix = here;
+    LogitErrors e = logit_errors(model_path, golden_path);
+    float prefix = 0.0f;   /* the largest |difference| in the clean prefix */
+    int over = 0;
+    for (int pos = 0; pos < e.n_positions; pos++) {
+        if (!(e.at[pos] <= INT4_TOLERANCE)) over++;
+        if (pos < INT4_CLEAN_PREFIX && !(e.at[pos] <= prefix)) prefix = e.at[pos];
     }
     printf("%-40s max |logit - numpy| = %.3g in positions 0-%d, %.3g overall (position %d, token %d); "
-           "%d of %d positions over %g\n", model_path, prefix, INT4_CLEAN_PREFIX - 1, worst, worst_pos, worst_id,
-           over, g.n_positions, (double)INT4_TOLERANCE);
+           "%d of %d positions over %g\n", model_path, prefix, INT4_CLEAN_PREFIX - 1, e.worst, e.worst_pos,
+           e.worst_id, over, e.n_positions, (double)INT4_TOLERANCE);
     ck_assert_msg(prefix <= INT4_TOLERANCE,
                   "%s: the logits of positions 0-%d are off by up to %g (allowed %g): the int4 arithmetic differs "
                   "from the format's", model_path, INT4_CLEAN_PREFIX - 1, prefix, (double)INT4_TOLERANCE);
-    ck_assert_msg(worst <= INT4_FLIP_BOUND,
+    ck_assert_msg(e.worst <= INT4_FLIP_BOUND,
                   "%s: the logits of position %d are off by %g, more than a rounding flip explains (%g)",
-                  model_path, worst_pos, worst, (double)INT4_FLIP_BOUND);
-    free_transformer(&t);
-    free(g.raw);
+                  model_path, e.worst_pos, e.worst, (double)INT4_FLIP_BOUND);
+    free(e.at);
 }
 
 #define INT4_TEST(name, model, golden)                    \
@@ -142,52 +98,16 @@ INT4_TEST(test_int4_mqa_tied, "q4-mqa-tied.lamp", "q4-mqa-tied.logits")
  * matmuls take T > 1: the int4 path must work there too, and give what
  * one token at a time gives. */
 
-/* Feed `n` tokens one position at a time, then again in chunks of the given
- * sizes (cycled), then through prefill(); return the largest |difference|
- * between the logits of any position. */
-static float chunked_vs_single(Transformer *t, const int *ids, int n, const int *sizes, int n_sizes) {
-    int vocab = t->config.vocab_size;
-    float *single = malloc(sizeof(float) * (size_t)n * vocab);
-    for (int pos = 0; pos < n; pos++)
-        memcpy(single + (size_t)pos * vocab, forward(t, ids[pos], pos), sizeof(float) * vocab);
-    float worst = 0.0f;
-    for (int pos = 0, k = 0; pos < n; k++) {
-        int m = sizes[k % n_sizes];
-        if (m > n - pos) m = n - pos;
-        const float *logits = forward_chunk(t, ids + pos, m, pos, LOGITS_ALL);
-        for (size_t i = 0; i < (size_t)m * vocab; i++) {
-            float d = fabsf(logits[i] - single[(size_t)pos * vocab + i]);
-            if (!(d <= worst)) worst = d;
-        }
-        pos += m;
-    }
-    const float *last = prefill(t, ids, n, 0);   /* the path generate() takes */
-    for (int i = 0; i < vocab; i++) {
-        float d = fabsf(last[i] - single[(size_t)(n - 1) * vocab + i]);
-        if (!(d <= worst)) worst = d;
-    }
-    free(single);
-    return worst;
-}
-
 START_TEST(test_prefill_matches_token_by_token) {
     one_thread();
-    const char *models[] = {GQA /* 100 positions: a chunk of 64 and the rest */, MQA};
-    int full[] = {CHUNK}, odd[] = {1, 3, 4, 7, 13, 5, 2, 9};
+    const char *models[] = {GQA /* seq_len 128: one full CHUNK */, MQA};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
-        Transformer t;
-        build_transformer(&t, models[m]);
-        malloc_run_state(&t);
-        int n = t.config.seq_len < 100 ? t.config.seq_len : 100;
-        int *ids = malloc(sizeof(int) * n);
-        for (int i = 0; i < n; i++) ids[i] = (i * 7919 + 13) % t.config.vocab_size;
-        float a = chunked_vs_single(&t, ids, n, full, 1), b = chunked_vs_single(&t, ids, n, odd, 8);
+        float a, b;
+        prefill_errors_of_file(models[m], &a, &b);
         printf("%-40s chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, ...)\n",
                models[m], a, CHUNK, b);
         ck_assert_msg(a <= PREFILL_TOLERANCE && b <= PREFILL_TOLERANCE, "%s: %g, %g > %g", models[m], a, b,
                       PREFILL_TOLERANCE);
-        free(ids);
-        free_transformer(&t);
     }
 }
 END_TEST
@@ -198,30 +118,8 @@ END_TEST
  * at a time and for a chunk. */
 START_TEST(test_threads_bit_identical) {
 #ifdef _OPENMP
-    const char *paths[] = {GQA, MQA};
-    for (int m = 0; m < 2; m++) {
-        Transformer t;
-        build_transformer(&t, paths[m]);
-        malloc_run_state(&t);
-        int n = t.config.vocab_size, steps = 16, chunk = 23;
-        int ids[23];
-        for (int i = 0; i < chunk; i++) ids[i] = (i * 53 + 1) % n;
-        float *one = malloc(sizeof(float) * (size_t)n * (steps + chunk));
-        for (int threads = 1; threads <= 2; threads++) {
-            omp_set_num_threads(threads);
-            for (int pos = 0; pos < steps + 1; pos++) {   /* one token at a time, then a chunk */
-                const float *logits = pos < steps ? forward(&t, (pos * 37) % n, pos)
-                                                  : forward_chunk(&t, ids, chunk, steps, LOGITS_ALL);
-                size_t count = (size_t)n * (pos < steps ? 1 : chunk);
-                if (threads == 1) memcpy(one + (size_t)pos * n, logits, sizeof(float) * count);
-                else ck_assert_msg(memcmp(one + (size_t)pos * n, logits, sizeof(float) * count) == 0,
-                                   "%s: logits at position %d differ between 1 and %d threads", paths[m], pos, threads);
-            }
-        }
-        free(one);
-        free_transformer(&t);
-    }
-    omp_set_num_threads(omp_get_num_procs());
+    check_threads_bit_identical(GQA);
+    check_threads_bit_identical(MQA);
 #else
     printf("built without OpenMP: one thread only, nothing to compare\n");
 #endif

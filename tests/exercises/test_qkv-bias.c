@@ -20,6 +20,7 @@
 #define RUN_NO_MAIN
 #include "run.c"
 #include "tests/testutil.h"
+#include "tests/goldens.h"
 
 #define DIR "tests/golden/exercises/qkv-bias/"
 /* run.c (float32, its own summation order) against transformers. Measured
@@ -37,60 +38,13 @@
  * a bias added to the first row of a chunk only: 0.82). */
 #define PREFILL_TOLERANCE 1e-5f
 
-/* One thread: the thread count changes no bit, and many tiny forward passes
- * on two threads crawl on a busy machine. */
-static void one_thread(void) {
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
-}
-
-typedef struct {
-    int n_positions, vocab_size;
-    int *ids;       /* (n_positions) the input sequence */
-    float *logits;  /* (n_positions, vocab_size) what transformers computed */
-    char *raw;
-} Golden;
-
-/* Layout (tests/golden/README.md): int32 n_positions, int32 vocab_size,
- * int32 ids[n_positions], float32 logits[n_positions][vocab_size]. */
-static Golden read_golden(const char *path) {
-    Golden g;
-    size_t size;
-    g.raw = slurp(path, &size);
-    ck_assert_msg(g.raw != NULL, "missing golden %s", path);
-    memcpy(&g.n_positions, g.raw, 4);
-    memcpy(&g.vocab_size, g.raw + 4, 4);
-    size_t expected = 8 + 4 * (size_t)g.n_positions * (1 + (size_t)g.vocab_size);
-    ck_assert_msg(size == expected, "%s: %zu bytes, expected %zu", path, size, expected);
-    g.ids = (int *)(g.raw + 8);
-    g.logits = (float *)(g.raw + 8 + 4 * (size_t)g.n_positions);
-    return g;
-}
-
 /* Feed the golden sequence one token at a time; the largest |difference|. */
 static float logit_error(const char *model_path, const char *golden_path) {
-    Golden g = read_golden(golden_path);
-    Transformer t;
-    build_transformer(&t, model_path);
-    malloc_run_state(&t);
-    ck_assert_int_eq(t.config.vocab_size, g.vocab_size);
-    ck_assert_int_le(g.n_positions, t.config.seq_len);
-    float worst = 0.0f;
-    int worst_pos = -1, worst_id = -1;
-    for (int pos = 0; pos < g.n_positions; pos++) {
-        const float *logits = forward(&t, g.ids[pos], pos);
-        const float *want = g.logits + (size_t)pos * g.vocab_size;
-        for (int i = 0; i < g.vocab_size; i++) {
-            float d = fabsf(logits[i] - want[i]);
-            if (!(d <= worst)) { worst = d; worst_pos = pos; worst_id = i; }   /* NaN counts as worst */
-        }
-    }
-    printf("%-50s max |logit - transformers| = %.3g (position %d, token %d)\n", model_path, worst, worst_pos,
-           worst_id);
-    free_transformer(&t);
-    free(g.raw);
-    return worst;
+    LogitErrors e = logit_errors(model_path, golden_path);
+    printf("%-50s max |logit - transformers| = %.3g (position %d, token %d)\n", model_path, e.worst, e.worst_pos,
+           e.worst_id);
+    free(e.at);
+    return e.worst;
 }
 
 #define LOGITS_TEST(name, dir, model)                                                            \
@@ -110,49 +64,20 @@ LOGITS_TEST(test_no_bias_gqa_untied, "tests/golden/forward/", "gqa-untied")
 LOGITS_TEST(test_no_bias_mqa_tied, "tests/golden/forward/", "mqa-tied")
 
 /* A prompt in chunks must give the logits of one token at a time: the bias
- * goes on every row of the chunk, not only the first. Chunks of 64 (a full
- * one, then the rest) and of 1, 3, 4, 7, 13, ... (every tail), then
- * prefill(), the path ./run takes for a prompt. */
+ * goes on every row of the chunk, not only the first. Chunks of CHUNK (as
+ * many full ones as fit, then the rest) and of 1, 3, 4, 7, 13, ... (every
+ * tail), then prefill(), the path ./run takes for a prompt
+ * (prefill_errors in tests/goldens.h). */
 START_TEST(test_prefill_matches_token_by_token) {
     one_thread();
     const char *models[] = {DIR "qwen2-gqa.lamp", DIR "qwen2-mqa-tied.lamp"};
-    int full[] = {CHUNK}, odd[] = {1, 3, 4, 7, 13, 5, 2, 9};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
-        Transformer t;
-        build_transformer(&t, models[m]);
-        malloc_run_state(&t);
-        int n = t.config.seq_len < 100 ? t.config.seq_len : 100, vocab = t.config.vocab_size;
-        int *ids = malloc(sizeof(int) * n);
-        float *single = malloc(sizeof(float) * (size_t)n * vocab);
-        for (int i = 0; i < n; i++) ids[i] = (i * 7919 + 13) % vocab;
-        for (int pos = 0; pos < n; pos++)
-            memcpy(single + (size_t)pos * vocab, forward(&t, ids[pos], pos), sizeof(float) * vocab);
-        float worst = 0.0f;
-        for (int pass = 0; pass < 2; pass++) {
-            const int *sizes = pass == 0 ? full : odd;
-            int n_sizes = pass == 0 ? 1 : 8;
-            for (int pos = 0, k = 0; pos < n; k++) {
-                int len = sizes[k % n_sizes];
-                if (len > n - pos) len = n - pos;
-                const float *logits = forward_chunk(&t, ids + pos, len, pos, LOGITS_ALL);
-                for (size_t i = 0; i < (size_t)len * vocab; i++) {
-                    float d = fabsf(logits[i] - single[(size_t)pos * vocab + i]);
-                    if (!(d <= worst)) worst = d;
-                }
-                pos += len;
-            }
-        }
-        const float *last = prefill(&t, ids, n, 0);
-        for (int i = 0; i < vocab; i++) {
-            float d = fabsf(last[i] - single[(size_t)(n - 1) * vocab + i]);
-            if (!(d <= worst)) worst = d;
-        }
-        printf("%-50s %d positions, chunked vs one at a time: max |delta| %.3g\n", models[m], n, worst);
-        ck_assert_msg(worst <= PREFILL_TOLERANCE, "%s: chunked vs one at a time %g > %g", models[m], worst,
-                      PREFILL_TOLERANCE);
-        free(ids);
-        free(single);
-        free_transformer(&t);
+        float a, b;
+        int n = prefill_errors_of_file(models[m], &a, &b);
+        printf("%-50s %d positions, chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, "
+               "...)\n", models[m], n, a, CHUNK, b);
+        ck_assert_msg(a <= PREFILL_TOLERANCE && b <= PREFILL_TOLERANCE, "%s: chunked vs one at a time %g, %g > %g",
+                      models[m], a, b, PREFILL_TOLERANCE);
     }
 }
 END_TEST
