@@ -124,8 +124,8 @@ enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1, FORMAT_LLAMA2C_V2 };
  * the layers CHUNK positions at a time, so every weight read from memory
  * serves CHUNK positions instead of one (section 4). Generating a new token
  * is the chunk of one. Measured on stories110M, a 347-token float32 prompt
- * on one thread (docs/performance.md): chunks of 16, 32, 64 and 128 ran at
- * 382, 687, 804 and 866 tokens/s. Bigger chunks read the weights fewer
+ * on one thread (tools/bench_variants.sh): chunks of 16, 32, 64 and 128 ran
+ * at 394, 665, 790 and 854 tokens/s. Bigger chunks read the weights fewer
  * times, but their activations outgrow the caches. */
 #define CHUNK 128
 
@@ -861,8 +861,8 @@ static float dot_q8(const int8_t *w, const float *ws, const int8_t *x, const flo
  * intrinsics (x86 since 2013). Compilers do not find this sequence on their
  * own: `gcc -S` shows dot_q8's inner loop widening the bytes to 16 bits
  * (vpmovsxbw), multiplying (vpmullw), widening to 32 (vpmovsxwd) and adding,
- * about twice the instructions per byte. With it, one core generates 2.2x
- * and processes a prompt 3.7x faster (stories110M).
+ * about twice the instructions per byte. With it, one core generates 1.9x
+ * and processes a prompt 3.6x faster (stories110M, tools/bench_variants.sh).
  * tests/test_forward.c checks it returns the same bits as dot_q8.
  *
  * The trick: x86 has no signed x signed byte multiply, only vpmaddubsw,
@@ -877,7 +877,7 @@ static inline __m256i dot32_i8(__m256i sum, __m256i w, __m256i x) {
     __m256i w_signed = _mm256_sign_epi8(w, x);       /* w * sign(x) (0 where x = 0) */
 #if defined(__AVXVNNI__)
     /* CPUs with AVX-VNNI (Zen 4 and 5, Intel since Alder Lake) do the three
-     * steps below in one instruction, vpdpbusd: prompts 1.14x faster here
+     * steps below in one instruction, vpdpbusd: prompts 1.15x faster here
      * (generating, limited by memory, gains nothing) */
     return _mm256_dpbusd_avx_epi32(sum, x_abs, w_signed);
 #else
@@ -890,7 +890,7 @@ static inline __m256i dot32_i8(__m256i sum, __m256i w, __m256i x) {
  * being multiplied. Generating a token streams the int8 weights from memory,
  * and the hardware prefetcher alone leaves the memory bus idle part of the
  * time: in a microbenchmark one thread read 25-28 GB/s without this and
- * 37-39 with it (the bound is ~40); one thread generates 1.14x faster.
+ * 37-39 with it (the bound is ~40); one thread generates 1.16x faster.
  * Prefetching past the end of the matrix is harmless: it never faults. */
 #define PREFETCH_AHEAD 8192
 
@@ -935,7 +935,7 @@ static inline float dot_q8_avx2_body(const int8_t *w, const float *ws, const int
 /* The common group sizes get their own copy of the loop, compiled with gs a
  * constant: the compiler then unrolls the 32-byte steps of a group and the
  * four groups of a step completely, and keeps the sums in registers (1.6x
- * faster to process a prompt, 1.1x to generate, on the reference machine). */
+ * faster to process a prompt, 1.03x to generate, on the reference machine). */
 static float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
     switch (gs) {
     case 32: return dot_q8_avx2_body(w, ws, x, xs, n, 32);
