@@ -751,23 +751,63 @@ def rope(x, theta):
     return out
 
 
-def forward(cfg, t, ids):
+def write_logits(path, ids, logits):
+    """A .logits golden (tests/golden/README.md): int32 n_positions, int32
+    vocab_size, int32 ids[n_positions], float32 logits[n_positions][vocab_size],
+    little-endian. Row t holds the logits after reading ids[0..t]."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<ii", *logits.shape))
+        f.write(np.asarray(ids, dtype="<i4").tobytes())
+        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+
+
+def silu(x):
+    """SiLU, x * sigmoid(x): the gate activation of Llama's SwiGLU."""
+    return x / (1 + np.exp(-x))
+
+
+def forward(cfg, t, ids, linear=None, embedding=None, activation=silu):
     """Logits (T, vocab_size), in float64, for the tokens ids at positions 0..T-1.
 
     Row t is what the model predicts after reading ids[0..t]. Written for
     clarity, not speed: it recomputes everything, with no KV cache. It is the
-    yardstick the goldens are checked with (tests/golden/gen_*.py).
+    yardstick the goldens are checked with (tests/golden/gen_*.py), and the
+    one copy of the forward pass they all use; they vary it through:
+
+      linear(x, name, layer): x @ W.T for matrix `name` of that layer (layer
+          None for the classifier). Default: in float64 from t. The int8 and
+          int4 generators pass run.c's quantized arithmetic.
+      embedding: the table the token rows are looked up in (default
+          t["token_embedding"]); the quantized generators pass it dequantized
+          in float32, as run.c looks rows up.
+      activation: of the feed-forward gate: SiLU (SwiGLU), or GELU (GeGLU).
+    t needs only the RMSNorm gains (and the matrices, with the default
+    linear). Biases bq, bk, bv in t, when there (Qwen2, the q/k/v-bias
+    exercise), are added after their projections, before RoPE.
     """
-    t = {k: v.astype(np.float64) for k, v in t.items()}
+    if linear is None:
+        def linear(x, name, layer):
+            w = np.asarray(t[name] if layer is None else t[name][layer], dtype=np.float64)
+            return x @ w.T
+
+    def gain(name, layer=None):
+        return np.asarray(t[name] if layer is None else t[name][layer], dtype=np.float64)
+
+    def projection(x, name, layer):  # with its bias, if the model has one
+        y = linear(x, name, layer)
+        bias = "b" + name[1]  # wq -> bq
+        return y + np.asarray(t[bias][layer], dtype=np.float64) if bias in t else y
+
     T, nh, nkv, hd = len(ids), cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
     eps, theta = cfg["norm_eps"], cfg["rope_theta"]
     causal = np.triu(np.full((T, T), -np.inf), k=1)  # position t sees 0..t
-    x = t["token_embedding"][ids]  # (T, dim)
+    table = t["token_embedding"] if embedding is None else embedding
+    x = np.asarray(table[ids], dtype=np.float64)  # (T, dim)
     for l in range(cfg["n_layers"]):
-        xb = rmsnorm(x, t["rms_att_weight"][l], eps)
-        q = rope((xb @ t["wq"][l].T).reshape(T, nh, hd), theta)
-        k = rope((xb @ t["wk"][l].T).reshape(T, nkv, hd), theta)
-        v = (xb @ t["wv"][l].T).reshape(T, nkv, hd)
+        xb = rmsnorm(x, gain("rms_att_weight", l), eps)
+        q = rope(projection(xb, "wq", l).reshape(T, nh, hd), theta)
+        k = rope(projection(xb, "wk", l).reshape(T, nkv, hd), theta)
+        v = projection(xb, "wv", l).reshape(T, nkv, hd)
         heads = []
         for h in range(nh):
             kv = h // (nh // nkv)  # grouped-query attention: heads share kv heads
@@ -775,12 +815,12 @@ def forward(cfg, t, ids):
             att = np.exp(att - att.max(axis=1, keepdims=True))
             att /= att.sum(axis=1, keepdims=True)
             heads.append(att @ v[:, kv])
-        x = x + np.concatenate(heads, axis=1) @ t["wo"][l].T
-        xb = rmsnorm(x, t["rms_ffn_weight"][l], eps)
-        gate, up = xb @ t["w1"][l].T, xb @ t["w3"][l].T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ t["w2"][l].T  # SwiGLU
-    x = rmsnorm(x, t["rms_final_weight"], eps)
-    return x @ t.get("wcls", t["token_embedding"]).T
+        x = x + linear(np.concatenate(heads, axis=1), "wo", l)
+        xb = rmsnorm(x, gain("rms_ffn_weight", l), eps)
+        gate, up = linear(xb, "w1", l), linear(xb, "w3", l)
+        x = x + linear(activation(gate) * up, "w2", l)  # SwiGLU (or GeGLU)
+    x = rmsnorm(x, gain("rms_final_weight"), eps)
+    return linear(x, "wcls" if "wcls" in t else "token_embedding", None)
 
 
 # ---------------------------------------------------------------------------

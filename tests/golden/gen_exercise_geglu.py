@@ -60,7 +60,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, HERE)
 import lampfile  # noqa: E402
-from gen_forward import hf_config, random_model, write_logits  # noqa: E402
+from gen_forward import hf_config, random_model  # noqa: E402
 from gen_train import flat, grads_in_lamp_layout, mean_loss, write_golden  # noqa: E402
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
@@ -90,27 +90,7 @@ def geglu_forward(cfg, t, ids):
     """Logits (T, vocab_size) in float64: lampfile.forward (lamp's conventions:
     interleaved RoPE on the permuted wq/wk, grouped-query attention) with
     GeGLU instead of SwiGLU in the feed-forward."""
-    t = {k: v.astype(np.float64) for k, v in t.items()}
-    n, nh, nkv, hd = len(ids), cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
-    eps, theta = cfg["norm_eps"], cfg["rope_theta"]
-    causal = np.triu(np.full((n, n), -np.inf), k=1)
-    x = t["token_embedding"][ids]
-    for l in range(cfg["n_layers"]):
-        xb = lampfile.rmsnorm(x, t["rms_att_weight"][l], eps)
-        q = lampfile.rope((xb @ t["wq"][l].T).reshape(n, nh, hd), theta)
-        k = lampfile.rope((xb @ t["wk"][l].T).reshape(n, nkv, hd), theta)
-        v = (xb @ t["wv"][l].T).reshape(n, nkv, hd)
-        heads = []
-        for h in range(nh):
-            kv = h // (nh // nkv)
-            att = q[:, h] @ k[:, kv].T / np.sqrt(hd) + causal
-            att = np.exp(att - att.max(axis=1, keepdims=True))
-            heads.append(att / att.sum(axis=1, keepdims=True) @ v[:, kv])
-        x = x + np.concatenate(heads, axis=1) @ t["wo"][l].T
-        xb = lampfile.rmsnorm(x, t["rms_ffn_weight"][l], eps)
-        x = x + (gelu_tanh(xb @ t["w1"][l].T) * (xb @ t["w3"][l].T)) @ t["w2"][l].T  # GeGLU
-    x = lampfile.rmsnorm(x, t["rms_final_weight"], eps)
-    return x @ t.get("wcls", t["token_embedding"]).T
+    return lampfile.forward(cfg, t, ids, activation=gelu_tanh)
 
 
 def geglu_model(config, seed, hidden_act="gelu_pytorch_tanh"):
@@ -170,7 +150,7 @@ def main():
         logits = model(torch.tensor(ids[None], dtype=torch.long)).logits[0].numpy()
     diff = np.abs(geglu_forward(cfg2, tensors2, ids) - logits).max()
     assert diff < TOLERANCE, f"numpy and transformers logits differ by {diff}"
-    write_logits(os.path.join(OUT_DIR, "geglu.logits"), ids, logits)
+    lampfile.write_logits(os.path.join(OUT_DIR, "geglu.logits"), ids, logits)
     gate = np.concatenate([h.detach().numpy().reshape(-1) for h in gate_inputs(model, ids)])
     print(f"geglu.lamp, geglu.logits: max |transformers - numpy| {diff:.2e}, logit std {logits.std():.2f}, "
           f"gate inputs in [{gate.min():.1f}, {gate.max():.1f}], std {gate.std():.2f}")

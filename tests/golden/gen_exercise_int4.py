@@ -59,6 +59,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import lampfile  # noqa: E402
+from gen_forward_q8 import quantized_linear, random_tensors  # noqa: E402  (the int8 generator's recipe and matmul)
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")),
@@ -220,22 +221,6 @@ def check_against_gguf(w, gs):
 # The reference: run.c's int4 arithmetic, in float64
 # ---------------------------------------------------------------------------
 
-def random_tensors(cfg, seed):
-    """gen_forward_q8.py's recipe: matrices N(0, 0.1^2), embedding and classifier
-    N(0, 0.3^2), RMSNorm gains 1 + 0.1 N(0, 1)."""
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for name, shape in lampfile.tensor_shapes(cfg).items():
-        if name.startswith("rms"):
-            t = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif name in ("token_embedding", "wcls"):
-            t = 0.3 * rng.standard_normal(shape)
-        else:
-            t = 0.1 * rng.standard_normal(shape)
-        tensors[name] = t.astype(np.float32)
-    return tensors
-
-
 def forward_q4(cfg, stored, ids, gs):
     """-> (logits (T, vocab_size), float64, of run.c's int4 arithmetic; margin (T,)).
 
@@ -245,42 +230,13 @@ def forward_q4(cfg, stored, ids, gs):
     other way (see tests/golden/README.md)."""
     margins = []
 
-    def linear(x, w):  # x (T, n) float64, w (d, n) dequantized, float64
-        xf = x.astype(np.float32)  # run.c holds x in float32 and quantizes that
-        q, s = lampfile.quantize_q8_0(xf, gs)
-        ratio = np.abs(xf.reshape(-1, gs) / np.where(s > 0, s, 1)[:, None])
-        margins.append(np.abs(ratio - np.floor(ratio) - 0.5).reshape(x.shape).min(axis=1))
-        xd = q.astype(np.float64) * np.repeat(s.astype(np.float64), gs).reshape(q.shape)
-        return xd @ w.T  # = sum over groups of d_w * s_x * (exact integer sum)
-
     shapes = lampfile.tensor_shapes(cfg)
     W = {n: dequantize(*stored[n], gs, np.float64).reshape(shapes[n])
          for n in lampfile.Q8_TENSORS if n in shapes}
-    norms = {n: stored[n].astype(np.float64) for n in shapes if n.startswith("rms")}
-    T, nh, nkv, hd = len(ids), cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
-    eps, theta = cfg["norm_eps"], cfg["rope_theta"]
-    causal = np.triu(np.full((T, T), -np.inf), k=1)
+
     # the embedding row is dequantized in float32, as run.c does on lookup
-    emb = dequantize(*stored["token_embedding"], gs, np.float32).reshape(shapes["token_embedding"])
-    x = emb[ids].astype(np.float64)
-    for l in range(cfg["n_layers"]):
-        xb = lampfile.rmsnorm(x, norms["rms_att_weight"][l], eps)
-        q = lampfile.rope(linear(xb, W["wq"][l]).reshape(T, nh, hd), theta)
-        k = lampfile.rope(linear(xb, W["wk"][l]).reshape(T, nkv, hd), theta)
-        v = linear(xb, W["wv"][l]).reshape(T, nkv, hd)
-        heads = []
-        for h in range(nh):
-            kv = h // (nh // nkv)
-            att = q[:, h] @ k[:, kv].T / np.sqrt(hd) + causal
-            att = np.exp(att - att.max(axis=1, keepdims=True))
-            att /= att.sum(axis=1, keepdims=True)
-            heads.append(att @ v[:, kv])
-        x = x + linear(np.concatenate(heads, axis=1), W["wo"][l])
-        xb = lampfile.rmsnorm(x, norms["rms_ffn_weight"][l], eps)
-        gate, up = linear(xb, W["w1"][l]), linear(xb, W["w3"][l])
-        x = x + linear(gate / (1 + np.exp(-gate)) * up, W["w2"][l])
-    x = lampfile.rmsnorm(x, norms["rms_final_weight"], eps)
-    logits = linear(x, W.get("wcls", W["token_embedding"]))
+    embedding = dequantize(*stored["token_embedding"], gs, np.float32).reshape(shapes["token_embedding"])
+    logits = lampfile.forward(cfg, stored, ids, linear=quantized_linear(W, gs, margins), embedding=embedding)
     return logits, np.min(margins, axis=0)
 
 
@@ -304,14 +260,6 @@ def choose_ids(cfg, stored, gs, seed):
         if margin[:CLEAN_PREFIX].min() >= NEAR_TIE:
             return k, ids, logits, margin
     raise AssertionError("no sequence with a clean prefix")
-
-
-def write_logits(path, ids, logits):
-    """int32 n_positions, int32 vocab_size, int32 ids[n], float32 logits[n][vocab]."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<ii", *logits.shape))
-        f.write(np.asarray(ids, dtype="<i4").tobytes())
-        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
 
 
 def self_test():
@@ -357,7 +305,7 @@ def main():
             assert np.array_equal(stored[n], tensors[n]), n
 
         k, ids, logits, margin = choose_ids(cfg, stored, gs, c["seed"])
-        write_logits(base + ".logits", ids, logits)
+        lampfile.write_logits(base + ".logits", ids, logits)
 
         f32 = lampfile.forward(cfg, tensors, ids)
         near = ", ".join(f"{p} ({margin[p]:.1e})" for p in np.argsort(margin)[:3])

@@ -34,8 +34,8 @@ Checks made here (the script stops if one fails):
   * Qwen2 is Llama plus biases: the same Qwen2 model with its biases set to
     zero gives the logits of a LlamaForCausalLM with the same weights (same
     RoPE, norms, MLP, GQA), and of lampfile.forward on the converted tensors.
-  * The file is right: a float64 numpy forward pass with biases (forward()
-    below, lampfile.forward plus three additions), run on the tensors read
+  * The file is right: a float64 numpy forward pass with biases
+    (lampfile.forward, which adds bq, bk, bv when present), run on the tensors read
     back from the .lamp file by this script's own reader, reproduces
     transformers' logits within 5e-5.
   * The biases matter: the script prints how far the logits move when the
@@ -240,39 +240,6 @@ def read_lamp_qkv_bias(path):
     return cfg, tensors
 
 
-def forward(cfg, t, ids):
-    """lampfile.forward with q/k/v biases: logits (T, vocab_size) in float64.
-
-    The same computation line by line (lamp's interleaved RoPE on the
-    permuted wq/wk), plus "+ b[l]" after each of the three projections,
-    before RoPE.
-    """
-    t = {k: v.astype(np.float64) for k, v in t.items()}
-    rmsnorm, rope = lampfile.rmsnorm, lampfile.rope
-    T, nh, nkv, hd = len(ids), cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
-    eps, theta = cfg["norm_eps"], cfg["rope_theta"]
-    causal = np.triu(np.full((T, T), -np.inf), k=1)  # position t sees 0..t
-    x = t["token_embedding"][ids]  # (T, dim)
-    for l in range(cfg["n_layers"]):
-        xb = rmsnorm(x, t["rms_att_weight"][l], eps)
-        q = rope((xb @ t["wq"][l].T + t["bq"][l]).reshape(T, nh, hd), theta)
-        k = rope((xb @ t["wk"][l].T + t["bk"][l]).reshape(T, nkv, hd), theta)
-        v = (xb @ t["wv"][l].T + t["bv"][l]).reshape(T, nkv, hd)
-        heads = []
-        for h in range(nh):
-            kv = h // (nh // nkv)  # grouped-query attention: heads share kv heads
-            att = q[:, h] @ k[:, kv].T / np.sqrt(hd) + causal
-            att = np.exp(att - att.max(axis=1, keepdims=True))
-            att /= att.sum(axis=1, keepdims=True)
-            heads.append(att @ v[:, kv])
-        x = x + np.concatenate(heads, axis=1) @ t["wo"][l].T
-        xb = rmsnorm(x, t["rms_ffn_weight"][l], eps)
-        gate, up = xb @ t["w1"][l].T, xb @ t["w3"][l].T
-        x = x + (gate / (1 + np.exp(-gate)) * up) @ t["w2"][l].T  # SwiGLU
-    x = rmsnorm(x, t["rms_final_weight"], eps)
-    return x @ t.get("wcls", t["token_embedding"]).T
-
-
 def hf_logits(model, ids):
     with torch.no_grad():
         return model(torch.tensor(ids[None], dtype=torch.long)).logits[0].double().numpy()
@@ -301,14 +268,6 @@ def check_zero_bias_is_llama(c, model, ids):
     return vs_llama, vs_numpy
 
 
-def write_logits(path, ids, logits):
-    """int32 n_positions, int32 vocab_size, int32 ids[n], float32 logits[n][vocab]."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<ii", *logits.shape))
-        f.write(np.asarray(ids, dtype="<i4").tobytes())
-        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
-
-
 def main():
     torch.set_num_threads(1)  # one thread: the same float sums, the same bytes, every run
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
@@ -323,12 +282,12 @@ def main():
         cfg, tensors = qwen2_to_lamp(model, config)
         base = os.path.join(OUT_DIR, name)
         write_lamp_qkv_bias(base + ".lamp", cfg, tensors, lampfile.synthetic_tokenizer(cfg["vocab_size"]))
-        write_logits(base + ".logits", ids, logits)
+        lampfile.write_logits(base + ".logits", ids, logits)
 
         # The cross-check reads what was written, so it also tests the file.
         cfg2, tensors2 = read_lamp_qkv_bias(base + ".lamp")
         assert all(np.array_equal(tensors2[k], tensors[k]) for k in tensors)
-        diff = np.abs(forward(cfg2, tensors2, ids) - logits).max()
+        diff = np.abs(lampfile.forward(cfg2, tensors2, ids) - logits).max()
         assert diff < TOLERANCE, f"{name}: numpy and HF logits differ by {diff}"
 
         vs_llama, vs_numpy = check_zero_bias_is_llama(c, model, ids)
@@ -337,13 +296,13 @@ def main():
         # every key and cancel in the softmax; only its rotation shows)
         no_bias = {k: v for k, v in tensors2.items() if k not in ("bq", "bk", "bv")}
         missing = np.abs(lampfile.forward(cfg2, no_bias, ids) - logits).max()
-        one_missing = [np.abs(forward(cfg2, dict(tensors2, **{b: 0 * tensors2[b]}), ids) - logits).max()
+        one_missing = [np.abs(lampfile.forward(cfg2, dict(tensors2, **{b: 0 * tensors2[b]}), ids) - logits).max()
                        for b in ("bq", "bk", "bv")]
         hd = cfg["head_dim"]
         unpermute = lambda b, n: np.stack([lampfile.lamp_qk_to_hf(r[:, None], n, hd)[:, 0] for r in b])
         hf_order = dict(tensors2, bq=unpermute(tensors2["bq"], cfg["n_heads"]),
                         bk=unpermute(tensors2["bk"], cfg["n_kv_heads"]))
-        unpermuted = np.abs(forward(cfg2, hf_order, ids) - logits).max()
+        unpermuted = np.abs(lampfile.forward(cfg2, hf_order, ids) - logits).max()
         print(f"{name}: {name}.lamp {name}.logits | max |HF - numpy| {diff:.2e} | "
               f"zero biases: Qwen2 vs Llama {vs_llama:.1e}, vs lampfile.forward {vs_numpy:.1e} | "
               f"without biases off by {missing:.2f} (without bq, bk, bv: "

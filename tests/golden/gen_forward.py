@@ -23,7 +23,6 @@ Run from the repository root:
 """
 
 import os
-import struct
 import sys
 
 import numpy as np
@@ -111,14 +110,6 @@ def random_model(config, seed):
     return model
 
 
-def write_logits(path, ids, logits):
-    """int32 n_positions, int32 vocab_size, int32 ids[n], float32 logits[n][vocab]."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<ii", *logits.shape))
-        f.write(np.asarray(ids, dtype="<i4").tobytes())
-        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
-
-
 def main():
     torch.set_num_threads(1)  # one thread: the same float sums, the same bytes, every run
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
@@ -135,7 +126,7 @@ def main():
         tokenizer = lampfile.synthetic_tokenizer(cfg["vocab_size"])
         base = os.path.join(OUT_DIR, name)
         lampfile.write_lamp(base + ".lamp", cfg, tensors, tokenizer)
-        write_logits(base + ".logits", ids, logits)
+        lampfile.write_logits(base + ".logits", ids, logits)
 
         # The cross-check reads what was written, so it also tests the file.
         cfg2, tensors2, _ = lampfile.read_lamp(base + ".lamp")

@@ -33,7 +33,6 @@ Run from the repository root:
 """
 
 import os
-import struct
 import sys
 
 import numpy as np
@@ -80,6 +79,23 @@ def random_tensors(cfg, seed):
     return tensors
 
 
+def quantized_linear(W, gs, margins):
+    """The matmul of run.c's quantized paths, as lampfile.forward's `linear`:
+    x (T, n), held in float32 by run.c, is quantized to int8 in groups of gs
+    and multiplied, in float64, by W[name] (d, n), the weights dequantized
+    exactly. Appends to margins, for each position, how close any of its
+    activations came to an int8 rounding midpoint (in int8 steps)."""
+    def linear(x, name, layer):
+        w = W[name] if layer is None else W[name][layer]
+        xf = x.astype(np.float32)  # run.c holds x in float32 and quantizes that
+        q, s = lampfile.quantize_q8_0(xf, gs)
+        ratio = np.abs(xf.reshape(-1, gs) / np.where(s > 0, s, 1)[:, None])
+        margins.append(np.abs(ratio - np.floor(ratio) - 0.5).reshape(x.shape).min(axis=1))
+        xd = q.astype(np.float64) * np.repeat(s.astype(np.float64), gs).reshape(q.shape)
+        return xd @ w.T  # = sum over groups of w_scale * x_scale * (exact integer sum)
+    return linear
+
+
 def forward_q8(cfg, t, ids, gs):
     """-> (logits (T, vocab_size) in float64 of run.c's int8 arithmetic, margin (T,)).
 
@@ -92,48 +108,12 @@ def forward_q8(cfg, t, ids, gs):
         q, s = lampfile.quantize_q8_0(t[name], gs)
         return q.astype(np.float64) * np.repeat(s.astype(np.float64), gs).reshape(q.shape)
 
-    def linear(x, w):  # x (T, n) float64, w (d, n) dequantized float64
-        q, s = lampfile.quantize_q8_0(x.astype(np.float32), gs)  # run.c quantizes its float32 x
-        ratio = np.abs(x.astype(np.float32).reshape(-1, gs) / np.where(s > 0, s, 1)[:, None])
-        margins.append(np.abs(ratio - np.floor(ratio) - 0.5).reshape(x.shape).min(axis=1))
-        xd = q.astype(np.float64) * np.repeat(s.astype(np.float64), gs).reshape(q.shape)
-        return xd @ w.T
-
-    T, nh, nkv, hd = len(ids), cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
-    eps, theta = cfg["norm_eps"], cfg["rope_theta"]
     W = {n: deq(n) for n in lampfile.Q8_TENSORS if n in t}
-    norms = {n: t[n].astype(np.float64) for n in t if n.startswith("rms")}
-    causal = np.triu(np.full((T, T), -np.inf), k=1)
     # the embedding row is dequantized in float32, as run.c does
     emb_q, emb_s = lampfile.quantize_q8_0(t["token_embedding"], gs)
-    x = lampfile.dequantize_q8_0(emb_q, emb_s, gs)[ids].astype(np.float64)
-    for l in range(cfg["n_layers"]):
-        xb = lampfile.rmsnorm(x, norms["rms_att_weight"][l], eps)
-        q = lampfile.rope(linear(xb, W["wq"][l]).reshape(T, nh, hd), theta)
-        k = lampfile.rope(linear(xb, W["wk"][l]).reshape(T, nkv, hd), theta)
-        v = linear(xb, W["wv"][l]).reshape(T, nkv, hd)
-        heads = []
-        for h in range(nh):
-            kv = h // (nh // nkv)
-            att = q[:, h] @ k[:, kv].T / np.sqrt(hd) + causal
-            att = np.exp(att - att.max(axis=1, keepdims=True))
-            att /= att.sum(axis=1, keepdims=True)
-            heads.append(att @ v[:, kv])
-        x = x + linear(np.concatenate(heads, axis=1), W["wo"][l])
-        xb = lampfile.rmsnorm(x, norms["rms_ffn_weight"][l], eps)
-        gate, up = linear(xb, W["w1"][l]), linear(xb, W["w3"][l])
-        x = x + linear(gate / (1 + np.exp(-gate)) * up, W["w2"][l])
-    x = lampfile.rmsnorm(x, norms["rms_final_weight"], eps)
-    logits = linear(x, W.get("wcls", W["token_embedding"]))
+    embedding = lampfile.dequantize_q8_0(emb_q, emb_s, gs)
+    logits = lampfile.forward(cfg, t, ids, linear=quantized_linear(W, gs, margins), embedding=embedding)
     return logits, np.min(margins, axis=0)
-
-
-def write_logits(path, ids, logits):
-    """int32 n_positions, int32 vocab_size, int32 ids[n], float32 logits[n][vocab]."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<ii", *logits.shape))
-        f.write(np.asarray(ids, dtype="<i4").tobytes())
-        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
 
 
 def main():
@@ -156,7 +136,7 @@ def main():
             lampfile.write_llama2c_v2(base + ".v2.bin", cfg, tensors, gs)
             written.append(name + ".v2.bin")
         logits, margin = forward_q8(cfg, tensors, ids, gs)
-        write_logits(base + ".logits", ids, logits)
+        lampfile.write_logits(base + ".logits", ids, logits)
 
         # The file holds what the reference used: read it back and compare.
         cfg2, t2, _ = lampfile.read_lamp(base + ".lamp")
