@@ -65,17 +65,17 @@ $(OUT)/tokenizer: $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTOKENIZER_MAIN -o $@ tokenizer.c $(LDLIBS)
 
-# train.c includes run.c (its model, sampler and forward pass) and links tokenizer.c.
+# train.c includes run.c (main() left out: its model, sampler, kernel and
+# loader) and links tokenizer.c.
 $(OUT)/train: train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ train.c tokenizer.c $(LDLIBS)
 $(OUT)/tests/test_train: train.c
 
-# Tests include run.c (with its main() left out) to reach its internals, so
-# the functions only main() uses are unused there: silence just that warning.
+# Tests include run.c (with its main() left out) to reach its internals.
 $(OUT)/tests/test_%: tests/test_%.c tests/testutil.h tests/goldens.h run.c $(COMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Wno-unused-function -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 
 # Every suite runs, even after a failure; the exit status says if any failed.
 # The CLI suite runs the programs of this build (LAMP_BIN).
@@ -98,7 +98,7 @@ test-%: $(PROGRAMS) $(OUT)/tests/test_%
 EXERCISES = int4 qkv-bias geglu
 $(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/testutil.h tests/goldens.h train.c run.c $(COMMON)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Wno-unused-function -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 .PRECIOUS: $(OUT)/tests/exercises/test_%
 exercise-%: $(PROGRAMS) $(OUT)/tests/exercises/test_%
 	LAMP_BIN=$(OUT) ./$(OUT)/tests/exercises/test_$*
@@ -156,7 +156,7 @@ cuda:
 	@mkdir -p build/cuda/tests
 	nvcc -O2 -c port/cuda_matmul.cu -o build/cuda/cuda_matmul.o
 	$(CC) -std=c11 $(WARNINGS) -O2 $(ARCH) $(OMP) -DLAMP_CUDA -o build/cuda/run run.c tokenizer.c build/cuda/cuda_matmul.o $(CUDA_LIBS) -lm
-	$(CC) -std=c11 $(WARNINGS) -Wno-unused-function -O2 $(ARCH) $(OMP) -DLAMP_CUDA -I. -o build/cuda/tests/test_forward tests/test_forward.c tokenizer.c build/cuda/cuda_matmul.o $(CHECK_LIBS) $(CUDA_LIBS) -lm
+	$(CC) -std=c11 $(WARNINGS) -O2 $(ARCH) $(OMP) -DLAMP_CUDA -I. -o build/cuda/tests/test_forward tests/test_forward.c tokenizer.c build/cuda/cuda_matmul.o $(CHECK_LIBS) $(CUDA_LIBS) -lm
 cuda-test: cuda
 	LAMP_BIN=build/cuda ./build/cuda/tests/test_forward
 

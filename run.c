@@ -1,29 +1,35 @@
 /* run.c — run a Llama-family language model, in one file of C.
  *
- * Read it top to bottom; it is written as a lesson, in the order things
- * happen when you type `./run model.lamp -i "Once upon a time"`:
+ * The file has three parts. Read Part I first: it is the whole model, as
+ * plain math, and it runs on its own (`./run --reference`).
  *
- *   1. the model's configuration and weights, memory-mapped from the file
- *      (float32, or int8 in groups with a scale each: "Q8_0")
- *   2. the run state: the activations of a chunk of positions, and the KV cache
- *   3. the kernels: rmsnorm, matmul (float32 and int8), RoPE, softmax,
- *      attention, SwiGLU
- *   4. the forward pass: a chunk of tokens in, the next token's logits out
- *   5. the sampler: logits -> the next token (greedy, temperature, top-p, top-k)
- *   6. generate, chat and eval: the loops that feed tokens in
- *   7. main: the command line
+ *   Part I   — the model, as math (the lesson)
+ *     1. the configuration and the weights, with their shapes
+ *     2. the run state: one position's activations and the KV cache
+ *     3. the kernels: rmsnorm, matmul, RoPE, softmax, attention, SwiGLU
+ *     4. forward(): one token in, the logits of the next one out
+ *     5. the sampler: logits -> the next token
+ *     6. generate: the loop that feeds each new token back in
+ *   Part II  — making it fast: a prompt in chunks, a register-tiled matmul,
+ *     a KV cache in blocks, int8 (Q8_0) weights and their SIMD kernels,
+ *     threads. Each fast routine names the Part I routine it replaces, and
+ *     tests/test_forward.c checks that both give the same numbers.
+ *   Part III — files and the command line: the lamp and llama2.c readers
+ *     and their checks, mmap, the chat and eval loops, main().
  *
  * The tokenizer (text <-> token ids) lives in tokenizer.c; the file formats
  * are specified byte by byte in docs/format.md; the architecture, equation
- * by equation, in docs/architecture.md; why the kernels are written the way
- * they are, with measurements, in docs/performance.md.
+ * by equation, in docs/architecture.md; why the fast path is written the way
+ * it is, with measurements, in docs/performance.md. The same forward pass in
+ * numpy, a third view of the model, is lampfile.forward (lampfile.py).
  *
  * Everything here is plain C11 plus OpenMP pragmas: the pragmas spread the
  * big loops over the CPU cores and ask the compiler to use SIMD. Build with
  * `make`; without OpenMP (`make NO_OMP=1`) the same code runs on one core.
- * One optional kernel uses AVX2 intrinsics, as a worked example of porting
- * a loop to a specific CPU; the plain C loop it replaces stays the
- * reference, and a test checks that both give the same bits. */
+ *
+ * train.c and the test suites include this file with RUN_NO_MAIN defined
+ * (main() left out) and use its parts as they are; so the functions here are
+ * not `static`, as in llama2.c: one left unused by an includer is no error. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
@@ -40,23 +46,13 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define HAVE_AVX2_KERNEL 1
-#endif
 
 #include "tokenizer.h"
 #include "util.h"
 
-/* Ports to other hardware (docs/porting.md): with -DLAMP_OPENCL or
- * -DLAMP_CUDA, matmul() hands its work to device_matmul() in port/. */
-#if defined(LAMP_OPENCL)
-#include "port/opencl_matmul.c"
-#define device_matmul opencl_matmul
-#elif defined(LAMP_CUDA)
-void cuda_matmul(float *out, const float *x, const float *w, int n, int d); /* port/cuda_matmul.cu */
-#define device_matmul cuda_matmul
-#endif
+/* ###########################################################################
+ * PART I — THE MODEL, AS MATH
+ * #########################################################################*/
 
 /* ===========================================================================
  * 1. Configuration and weights
@@ -117,19 +113,600 @@ typedef struct {
 enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1, FORMAT_LLAMA2C_V2 };
 
 /* ===========================================================================
- * 2. Run state: the activations of a chunk of positions, and the KV cache
+ * 2. Run state: the activations of one position, and the KV cache
  * =========================================================================*/
 
-/* The forward pass takes up to CHUNK tokens at once: a prompt goes through
- * the layers CHUNK positions at a time, so every weight read from memory
- * serves CHUNK positions instead of one (section 4). Generating a new token
- * is the chunk of one. Measured on stories110M, a 347-token float32 prompt
- * on one thread (tools/bench_variants.sh): chunks of 16, 32, 64 and 128 ran
- * at 394, 665, 790 and 854 tokens/s. Bigger chunks read the weights fewer
- * times, but their activations outgrow the caches. */
+/* forward() (section 4) takes one token at a time. Its activations are
+ * vectors for that one position; only the KV cache remembers the earlier
+ * positions. */
+typedef struct {
+    float *x;           /* (dim) the residual stream */
+    float *xb;          /* (max(dim, q_dim)) scratch: normalised x, or attention output */
+    float *xb2;         /* (dim) scratch: a block's output before the residual add */
+    float *hb;          /* (hidden_dim) FFN gate, then the SwiGLU product */
+    float *hb2;         /* (hidden_dim) FFN up projection */
+    float *q;           /* (q_dim) the query of every head */
+    float *k, *v;       /* (kv_dim) this position's key and value of every kv head */
+    float *att;         /* (n_heads, seq_len) attention weights */
+    float *logits;      /* (vocab_size) the output */
+    /* The KV cache: the key and value of every position so far, for every
+     * layer and kv head, so that a new token attends to the earlier ones
+     * without recomputing them. Key d of position p in layer l, kv head g is
+     *     key_cache[((l * n_kv_heads + g) * seq_len + p) * head_dim + d]
+     * (Part II keeps the same numbers in a layout its kernels read faster.) */
+    float *key_cache;   /* (n_layers, n_kv_heads, seq_len, head_dim) */
+    float *value_cache; /* (n_layers, n_kv_heads, seq_len, head_dim) */
+    float *rope_cos;    /* (head_dim / 2) cos(pos * freq_i) for the current position */
+    float *rope_sin;    /* (head_dim / 2) sin(pos * freq_i) */
+    int8_t *xq;         /* int8 models only: an activation quantized for a matmul (Part II) */
+    float *xq_scale;    /* its scales */
+} RunState;
+
+struct FastState;   /* Part II's run state */
+
+typedef struct {
+    Config config;
+    Weights weights;
+    RunState state;          /* the reference path's (this part) */
+    struct FastState *fast;  /* the fast path's (Part II), or NULL: then the reference runs */
+    Tokenizer tokenizer;     /* filled from the file for lamp models */
+    int has_tokenizer;
+    int format;              /* FORMAT_* */
+    const char *path;
+    unsigned char *data;     /* the memory-mapped file */
+    size_t file_size;
+} Transformer;
+
+/* Allocate the reference path's run state (zeroed: no uninitialised reads). */
+void malloc_run_state(Transformer *t) {
+    const Config *c = &t->config;
+    RunState *s = &t->state;
+    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t widest = dim > q_dim ? dim : q_dim;
+    s->x = xcalloc(dim, sizeof(float));
+    s->xb = xcalloc(widest, sizeof(float));
+    s->xb2 = xcalloc(dim, sizeof(float));
+    s->hb = xcalloc(hidden, sizeof(float));
+    s->hb2 = xcalloc(hidden, sizeof(float));
+    s->q = xcalloc(q_dim, sizeof(float));
+    s->k = xcalloc(kv_dim, sizeof(float));
+    s->v = xcalloc(kv_dim, sizeof(float));
+    s->att = xcalloc((size_t)c->n_heads * c->seq_len, sizeof(float));
+    s->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+    /* the cache can be gigabytes: calloc hands out pages of zeros that the
+     * OS maps only when first written, so memory is used as the text grows */
+    size_t cache = (size_t)c->n_layers * c->seq_len * kv_dim;
+    s->key_cache = xcalloc(cache, sizeof(float));
+    s->value_cache = xcalloc(cache, sizeof(float));
+    s->rope_cos = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    s->rope_sin = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    if (t->weights.group_size) {
+        size_t widest_in = hidden > widest ? hidden : widest;
+        s->xq = xcalloc(widest_in, sizeof(int8_t));
+        s->xq_scale = xcalloc(widest_in / (size_t)t->weights.group_size, sizeof(float));
+    }
+}
+
+void free_run_state(RunState *s) {
+    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
+    free(s->att); free(s->logits); free(s->key_cache); free(s->value_cache); free(s->rope_cos); free(s->rope_sin);
+    free(s->xq); free(s->xq_scale);
+    memset(s, 0, sizeof *s);
+}
+
+/* ===========================================================================
+ * 3. Kernels
+ * =========================================================================*/
+
+/* RMSNorm: out = weight * x / sqrt(mean(x^2) + eps).
+ * Unlike LayerNorm it does not subtract the mean; it only rescales. */
+void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    float ss = 0.0f;
+    #pragma omp simd reduction(+:ss)
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+}
+
+/* One output of a matmul: the dot product of a row of W with x.
+ * `omp simd reduction` lets the compiler keep 8 or 16 partial sums in one
+ * SIMD register and add them up at the end (on its own it may not reorder
+ * float additions, so it could not vectorize this loop). Built with
+ * -ffp-contract=fast (see the Makefile), each multiply and add becomes one
+ * fused multiply-add (FMA): one rounding instead of two. */
+float dot(const float *w, const float *x, int n) {
+    float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
+    for (int j = 0; j < n; j++) sum += w[j] * x[j];
+    return sum;
+}
+
+/* matmul: out = W x, with W of shape (d, n), row-major: out_i = sum_j W_ij x_j.
+ * Almost all the time of a forward pass is spent here. The d rows are
+ * independent, so OpenMP splits them over the cores; each row is computed
+ * by one thread, in the same order whatever the number of threads, so 1 or
+ * 16 threads give the same bits. This is the reference that every faster
+ * matmul in Part II is checked against. */
+void matmul(float *out, const float *x, const float *w, int n, int d) {
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < d; i++) out[i] = dot(w + (size_t)i * n, x, n);
+}
+
+/* A weight matrix (d, n) as the forward pass hands it to linear(): float32,
+ * or int8 in groups with a scale each (QMatrix, Part II's Q8_0). */
+typedef struct {
+    const float *f;     /* float32 weights, or NULL when the matrix is int8 */
+    const int8_t *q;    /* int8 values */
+    const float *s;     /* their scales, one per group */
+    int group_size;
+} Mat;
+
+/* Matrix l of a stack of per-layer matrices of `size` elements each. */
+Mat layer_matrix(const Weights *w, const float *f, const QMatrix *q, size_t l, size_t size) {
+    Mat m = {NULL, NULL, NULL, w->group_size};
+    if (w->group_size) {
+        m.q = q[l].q;
+        m.s = q[l].s;
+    } else {
+        m.f = f + l * size;
+    }
+    return m;
+}
+
+void quantize_q8(int8_t *q, float *scale, const float *x, size_t n, int gs);   /* Part II */
+float dot_q8(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs);
+typedef float (*DotQ8)(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs);
+void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, int n, int d,
+               int T, int gs, DotQ8 dot_fn);
+
+/* out = W x through the linear layer W (PyTorch's nn.Linear, no bias).
+ * float32 weights go through matmul(). int8 weights (Part II explains them)
+ * quantize x the same way and use the portable int8 dot product. */
+void linear(float *out, const float *x, Mat w, int n, int d, RunState *s) {
+    if (w.f) {
+        matmul(out, x, w.f, n, d);
+        return;
+    }
+    quantize_q8(s->xq, s->xq_scale, x, (size_t)n, w.group_size);
+    matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, 1, w.group_size, dot_q8);
+}
+
+/* Row `token` of the embedding table into out. An int8 table is
+ * dequantized one row at a time, here: never as a whole (a float32 copy
+ * of a 32000 x 4096 table would be 500 MB). */
+void embed(float *out, const Weights *w, int token, int dim) {
+    size_t start = (size_t)token * dim;
+    if (!w->group_size) {
+        memcpy(out, w->token_embedding + start, (size_t)dim * sizeof(float));
+        return;
+    }
+    const int8_t *q = w->q_token_embedding.q + start;
+    const float *s = w->q_token_embedding.s + start / (size_t)w->group_size;
+    for (int i = 0; i < dim; i++) out[i] = (float)q[i] * s[i / w->group_size];
+}
+
+/* RoPE (rotary position embedding) rotates pair i of every head by the
+ * angle pos * freq_i, with freq_i = theta^(-2i/head_dim): fast rotation for
+ * the first pairs, slow for the last. rope_angles() computes the cosines and
+ * sines of one position. (The float expressions are the ones llama2.c
+ * evaluates, so llama2.c checkpoints give bit-identical results.) */
+void rope_angles(float *cos_row, float *sin_row, int pos, int head_dim, float theta) {
+    for (int i = 0; i < head_dim / 2; i++) {
+        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float angle = (float)pos * freq;
+        cos_row[i] = cosf(angle);
+        sin_row[i] = sinf(angle);
+    }
+}
+
+/* Rotate each pair (v[2i], v[2i+1]) of every head by its angle:
+ *     v'[2i]   = v[2i] cos - v[2i+1] sin
+ *     v'[2i+1] = v[2i] sin + v[2i+1] cos
+ * After this, the dot product of a query at position m with a key at
+ * position n depends only on m - n: attention sees relative positions. */
+void rope(float *vec, int n_heads, int head_dim, const float *cos_row, const float *sin_row) {
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * head_dim;
+        for (int i = 0; i < head_dim / 2; i++) {
+            float v0 = v[2 * i], v1 = v[2 * i + 1];
+            v[2 * i] = v0 * cos_row[i] - v1 * sin_row[i];
+            v[2 * i + 1] = v0 * sin_row[i] + v1 * cos_row[i];
+        }
+    }
+}
+
+/* softmax in place: x_i = exp(x_i - max) / sum_j exp(x_j - max).
+ * Subtracting the max changes nothing mathematically (it cancels between
+ * numerator and denominator) and keeps exp() from overflowing: the largest
+ * term becomes exp(0) = 1. */
+void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) if (x[i] > max) max = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/* Attention of one query head over the positions 0 .. n_pos - 1 of its kv
+ * head's cache, in three steps:
+ *     1. scores:  s_t = q . k_t / sqrt(head_dim)      for t < n_pos
+ *     2. weights: a = softmax(s)
+ *     3. output:  out = sum_t a_t v_t
+ * i.e. softmax(q Kᵀ / sqrt(head_dim)) V. Only positions up to the query's
+ * own are in the cache yet, so the query sees the past and itself: that is
+ * the causal mask. Dividing by sqrt(head_dim) keeps the scores' spread the
+ * same whatever the head width, so the softmax does not saturate. */
+void attention(float *out, const float *q, const float *keys, const float *values, float *att, int n_pos,
+               int head_dim) {
+    float scale = 1.0f / sqrtf((float)head_dim);
+    for (int t = 0; t < n_pos; t++) {                      /* 1. scores */
+        const float *k = keys + (size_t)t * head_dim;
+        float score = 0.0f;
+        for (int d = 0; d < head_dim; d++) score += q[d] * k[d];
+        att[t] = score * scale;
+    }
+    softmax(att, n_pos);                                   /* 2. weights */
+    for (int d = 0; d < head_dim; d++) out[d] = 0.0f;      /* 3. weighted sum of the values */
+    for (int t = 0; t < n_pos; t++) {
+        const float *v = values + (size_t)t * head_dim;
+        for (int d = 0; d < head_dim; d++) out[d] += att[t] * v[d];
+    }
+}
+
+/* SwiGLU: h = silu(gate) * up, with silu(x) = x * sigmoid(x) = x / (1 + e^-x).
+ * The gate decides, per hidden unit, how much of `up` passes through. A
+ * long vector (a chunk's worth, Part II) is split over the cores. */
+void swiglu(float *gate, const float *up, int n) {
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (int i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+/* ===========================================================================
+ * 4. The forward pass: one token in, the logits of the next one out
+ * =========================================================================*/
+
+/* Run `token` at position `pos` through the model; its key and value join
+ * the KV cache. Returns the logits of the next token (vocab_size). The
+ * positions 0 .. pos - 1 must have been run before (the cache holds them).
+ *     x = embedding[token]
+ *     for each layer:
+ *         x = x + wo @ attention(rope(wq @ rmsnorm(x)), rope(wk @ ..), wv @ ..)
+ *         x = x + w2 @ swiglu(w1 @ rmsnorm(x), w3 @ rmsnorm(x))
+ *     logits = wcls @ rmsnorm(x) */
+float *forward(Transformer *t, int token, int pos) {
+    const Config *c = &t->config;
+    const Weights *w = &t->weights;
+    RunState *s = &t->state;
+    int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
+    int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
+    int kv_mul = c->n_heads / c->n_kv_heads;   /* query heads per kv head (grouped-query attention) */
+    if (token < 0 || token >= c->vocab_size || pos < 0 || pos >= c->seq_len)
+        fatal("forward: token %d at position %d is outside the model (vocab %d, context %d)", token, pos,
+              c->vocab_size, c->seq_len);
+
+    embed(s->x, w, token, dim);
+    rope_angles(s->rope_cos, s->rope_sin, pos, head_dim, c->rope_theta);
+
+    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
+        /* --- attention block */
+        rmsnorm(s->xb, s->x, w->rms_att_weight + l * dim, dim, c->norm_eps);
+        linear(s->q, s->xb, layer_matrix(w, w->wq, w->q_wq, l, (size_t)q_dim * dim), dim, q_dim, s);
+        linear(s->k, s->xb, layer_matrix(w, w->wk, w->q_wk, l, (size_t)kv_dim * dim), dim, kv_dim, s);
+        linear(s->v, s->xb, layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim), dim, kv_dim, s);
+        rope(s->q, c->n_heads, head_dim, s->rope_cos, s->rope_sin);
+        rope(s->k, c->n_kv_heads, head_dim, s->rope_cos, s->rope_sin);
+        /* this position's key and value join the cache: layer l, kv head g,
+         * position pos */
+        for (int g = 0; g < c->n_kv_heads; g++) {
+            size_t at = ((l * c->n_kv_heads + g) * c->seq_len + pos) * head_dim;
+            memcpy(s->key_cache + at, s->k + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
+            memcpy(s->value_cache + at, s->v + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
+        }
+        /* each query head h reads kv head h / kv_mul, positions 0 .. pos */
+        for (int h = 0; h < c->n_heads; h++) {
+            size_t head = (l * c->n_kv_heads + h / kv_mul) * c->seq_len * head_dim;
+            attention(s->xb + (size_t)h * head_dim, s->q + (size_t)h * head_dim, s->key_cache + head,
+                      s->value_cache + head, s->att + (size_t)h * c->seq_len, pos + 1, head_dim);
+        }
+        linear(s->xb2, s->xb, layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim), q_dim, dim, s);
+        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];   /* residual */
+
+        /* --- feed-forward block */
+        rmsnorm(s->xb, s->x, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
+        linear(s->hb, s->xb, layer_matrix(w, w->w1, w->q_w1, l, (size_t)hidden_dim * dim), dim, hidden_dim, s);
+        linear(s->hb2, s->xb, layer_matrix(w, w->w3, w->q_w3, l, (size_t)hidden_dim * dim), dim, hidden_dim, s);
+        swiglu(s->hb, s->hb2, hidden_dim);
+        linear(s->xb2, s->hb, layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim), hidden_dim, dim, s);
+        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];   /* residual */
+    }
+
+    /* final norm, then the classifier: one logit per vocabulary entry */
+    rmsnorm(s->x, s->x, w->rms_final_weight, dim, c->norm_eps);
+    linear(s->logits, s->x, layer_matrix(w, w->wcls, &w->q_wcls, 0, 0), dim, c->vocab_size, s);
+    return s->logits;
+}
+
+/* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn) and
+ * return the logits after the last one. The reference path runs them
+ * through forward() one at a time; the fast path (Part II) takes a chunk of
+ * positions per pass through the weights. */
+float *prefill(Transformer *t, const int *tokens, int n, int pos);   /* Part II */
+float *feed_tokens(Transformer *t, const int *tokens, int n, int pos) {
+    if (t->fast) return prefill(t, tokens, n, pos);
+    float *logits = NULL;
+    for (int i = 0; i < n; i++) logits = forward(t, tokens[i], pos + i);
+    return logits;
+}
+
+/* ===========================================================================
+ * 5. The sampler: logits -> next token
+ * =========================================================================*/
+
+/* xorshift* (Marsaglia / Vigna), the generator llama2.c uses, so a given
+ * seed draws the same numbers here as there. The state must not be 0. */
+uint32_t random_u32(uint64_t *state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1DULL) >> 32);
+}
+/* a float in [0, 1) with 24 random bits */
+float random_f32(uint64_t *state) { return (float)(random_u32(state) >> 8) / 16777216.0f; }
+
+typedef struct {
+    float prob;
+    int index;
+} ProbIndex;
+
+typedef struct {
+    int vocab_size;
+    float temperature;  /* 0 = greedy */
+    float topp;         /* nucleus sampling; 0 or 1 = off */
+    int topk;           /* keep the k most likely tokens; 0 = off */
+    uint64_t rng_state;
+    ProbIndex *candidates; /* (vocab_size) scratch for top-p / top-k */
+} Sampler;
+
+void build_sampler(Sampler *s, int vocab_size, float temperature, float topp, int topk, uint64_t seed) {
+    s->vocab_size = vocab_size;
+    s->temperature = temperature;
+    s->topp = topp;
+    s->topk = topk;
+    s->rng_state = seed;
+    s->candidates = xmalloc((size_t)vocab_size * sizeof(ProbIndex));
+}
+
+void free_sampler(Sampler *s) { free(s->candidates); }
+
+int sample_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Draw from the distribution p: walk the cumulative sum until it passes coin. */
+int sample_mult(const float *p, int n, float coin) {
+    float cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf += p[i];
+        if (coin < cdf) return i;
+    }
+    return n - 1; /* in case of rounding errors */
+}
+
+/* most probable first; equal probabilities keep the lower token id first */
+int compare_prob_desc(const void *a, const void *b) {
+    const ProbIndex *x = a, *y = b;
+    if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Draw from the first n candidates (sorted), cut at the smallest prefix whose
+ * probability exceeds `mass` (all of them if none does). */
+int sample_sorted_prefix(const ProbIndex *cand, int n, float mass, float coin) {
+    float cumulative = 0.0f;
+    int last = n - 1;
+    for (int i = 0; i < n; i++) {
+        cumulative += cand[i].prob;
+        if (cumulative > mass) { last = i; break; }
+    }
+    float r = coin * cumulative;   /* the kept tokens' mass, so no renormalising */
+    float cdf = 0.0f;
+    for (int i = 0; i <= last; i++) {
+        cdf += cand[i].prob;
+        if (r < cdf) return cand[i].index;
+    }
+    return cand[last].index;
+}
+
+/* Top-p ("nucleus") sampling: sample only from the smallest set of tokens
+ * whose probabilities add up to more than p, so the long tail of unlikely
+ * tokens can never be picked. Tokens below (1 - p) / (n - 1) cannot be in
+ * that set, so they are dropped before sorting — as llama2.c does. */
+int sample_topp(const float *p, int n, float topp, ProbIndex *cand, float coin) {
+    int n0 = 0;
+    const float cutoff = (1.0f - topp) / (float)(n - 1);
+    for (int i = 0; i < n; i++)
+        if (p[i] >= cutoff) cand[n0++] = (ProbIndex){p[i], i};
+    qsort(cand, (size_t)n0, sizeof(ProbIndex), compare_prob_desc);
+    return sample_sorted_prefix(cand, n0, topp, coin);
+}
+
+/* Top-k: keep the k most probable tokens, then (if top-p is on) the top-p
+ * subset of those, measured on their renormalised probabilities. */
+int sample_topk(const float *p, int n, int k, float topp, ProbIndex *cand, float coin) {
+    for (int i = 0; i < n; i++) cand[i] = (ProbIndex){p[i], i};
+    qsort(cand, (size_t)n, sizeof(ProbIndex), compare_prob_desc);
+    float mass = 0.0f;
+    for (int i = 0; i < k; i++) mass += cand[i].prob;
+    float keep = (topp > 0.0f && topp < 1.0f) ? topp * mass : 2.0f; /* 2 > any mass: keep all k */
+    return sample_sorted_prefix(cand, k, keep, coin);
+}
+
+/* logits -> token id. Temperature divides the logits before the softmax:
+ * below 1 it sharpens the distribution, above 1 it flattens it, and 0 means
+ * always take the most likely token. Exactly one random number is drawn per
+ * sampled token (as in llama2.c), so a seed replays a whole story. */
+int sample(Sampler *s, float *logits) {
+    int n = s->vocab_size;
+    if (s->temperature == 0.0f) return sample_argmax(logits, n);
+    for (int i = 0; i < n; i++) logits[i] /= s->temperature;
+    softmax(logits, n);
+    float coin = random_f32(&s->rng_state);
+    if (s->topk > 0 && s->topk < n) return sample_topk(logits, n, s->topk, s->topp, s->candidates, coin);
+    if (s->topp > 0.0f && s->topp < 1.0f) return sample_topp(logits, n, s->topp, s->candidates, coin);
+    return sample_mult(logits, n, coin);
+}
+
+/* ===========================================================================
+ * 6. Generate: the loop that feeds each new token back in
+ * =========================================================================*/
+
+double time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Does `token` end the text? lamp files name their own EOS (and a BOS in the
+ * middle of a text means a new document begins). llama2.c's checkpoints are
+ * TinyStories-style: a BOS before every story and no EOS, so llama2.c stops
+ * on BOS only; we do the same for its files so the same seed prints the
+ * same story. */
+int is_stop_token(const Transformer *t, int token) {
+    if (t->format != FORMAT_LAMP) return token == t->config.bos_id;
+    return token == t->config.eos_id || token == t->config.bos_id;
+}
+
+typedef struct {
+    int verbose;
+    double load_seconds;
+} RunInfo;
+
+void print_token_ids(const char *label, const int *ids, int n) {
+    fprintf(stderr, "%s (%d):", label, n);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+    fputc('\n', stderr);
+}
+
+/* Generate: feed the prompt, then sample up to `steps` new tokens, printing
+ * each as it comes. steps = 0 means until the context is full. */
+void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prompt, int steps,
+                     const RunInfo *info) {
+    const Config *c = &t->config;
+    int n_prompt;
+    int *prompt_ids = tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &n_prompt);
+    if (n_prompt == 0) fatal("the tokenizer has no BOS token, so an empty prompt cannot start a text");
+    if (n_prompt > c->seq_len)
+        fatal("the prompt is %d tokens but the model's context is %d (seq_len); shorten the prompt",
+              n_prompt, c->seq_len);
+    /* positions used: the prompt, then one per generated token except the last */
+    int max_new = c->seq_len - n_prompt + 1;
+    if (steps <= 0 || steps > max_new) steps = max_new;
+    int *generated = xmalloc((size_t)steps * sizeof(int));
+    int n_generated = 0;
+
+    /* Echo the prompt (its first piece follows BOS, so decode drops the
+     * dummy-prefix space), then run it through the model: the logits after
+     * its last token are those of the first new token. */
+    Utf8Printer printer = {0};
+    for (int i = 1; i < n_prompt; i++) {
+        size_t len;
+        const char *piece = tokenizer_decode(tok, prompt_ids[i - 1], prompt_ids[i], &len);
+        utf8_print(&printer, piece, len, stdout);
+    }
+    fflush(stdout);
+    double start = time_now();
+    float *logits = feed_tokens(t, prompt_ids, n_prompt, 0);
+    double prompt_done = time_now();
+
+    /* Then the model continues it, one token at a time: sample, print, feed
+     * the new token back in at the next position. */
+    int token = prompt_ids[n_prompt - 1];
+    int pos = n_prompt;
+    while (n_generated < steps) {
+        int next = sample(sampler, logits);
+        generated[n_generated++] = next;
+        if (is_stop_token(t, next)) break;
+        size_t len;
+        const char *piece = tokenizer_decode(tok, token, next, &len);
+        utf8_print(&printer, piece, len, stdout);
+        fflush(stdout);
+        token = next;
+        if (n_generated == steps) break;    /* the last token is printed, never fed */
+        logits = feed_tokens(t, &token, 1, pos++);
+    }
+    utf8_flush(&printer, stdout);
+    printf("\n");
+    fflush(stdout);
+    double end = time_now();
+    /* Speed. The prompt phase gives the logits of the first new token; the
+     * decode phase is the rest. */
+    double prompt_s = prompt_done - start, decode_s = end - prompt_done;
+    fprintf(stderr, "load %.0f ms | prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s\n",
+            info->load_seconds * 1e3, n_prompt, prompt_s > 0 ? n_prompt / prompt_s : 0.0,
+            n_generated, (n_generated > 1 && decode_s > 0) ? (n_generated - 1) / decode_s : 0.0);
+    if (info->verbose) {
+        print_token_ids("prompt ids", prompt_ids, n_prompt);
+        print_token_ids("generated ids", generated, n_generated);
+    }
+    free(generated);
+    free(prompt_ids);
+}
+
+
+/* ###########################################################################
+ * PART II — MAKING IT FAST
+ *
+ * Part I computes every number the model needs. This part computes the same
+ * numbers faster, in four steps, each replacing a Part I routine:
+ *   7. a prompt goes through the layers a chunk of positions at a time
+ *      (forward_chunk() for forward()), so every weight read from memory
+ *      serves many positions;
+ *   8. the register-tiled matmul for a chunk (matmul_chunk() for matmul());
+ *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 kernel);
+ *  10. attention over a KV cache stored in blocks its kernels read with
+ *      whole SIMD vectors (attention_chunk() and attend_one() for
+ *      attention()), and the forward pass of a chunk;
+ *  11. threads: how many, by default.
+ * tests/test_forward.c checks each against Part I. How much each buys, and
+ * how it was measured: docs/performance.md.
+ * #########################################################################*/
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_AVX2_KERNEL 1
+#endif
+
+/* Ports to other hardware (docs/porting.md): with -DLAMP_OPENCL or
+ * -DLAMP_CUDA, matmul_chunk() hands its work to device_matmul() in port/. */
+#if defined(LAMP_OPENCL)
+#include "port/opencl_matmul.c"
+#define device_matmul opencl_matmul
+#elif defined(LAMP_CUDA)
+void cuda_matmul(float *out, const float *x, const float *w, int n, int d); /* port/cuda_matmul.cu */
+#define device_matmul cuda_matmul
+#endif
+
+/* ===========================================================================
+ * 7. Chunks: the run state of many positions at once
+ * =========================================================================*/
+
+/* The fast forward pass takes up to CHUNK tokens at once: a prompt goes
+ * through the layers CHUNK positions at a time, so every weight read from
+ * memory serves CHUNK positions instead of one. Generating a new token is
+ * the chunk of one. Bigger chunks read the weights fewer times, but their
+ * activations outgrow the caches (docs/performance.md, "chunk size"). */
 #define CHUNK 128
 
-/* The tile of the matmul kernel (section 3): TILE_M rows by TILE_N positions.
+/* The tile of the matmul kernel (section 8): TILE_M rows by TILE_N positions.
  * TILE_N is two SIMD registers: 2 x 16 floats with AVX-512, 2 x 8 with AVX,
  * 2 x 4 otherwise (SSE, NEON). 6 x 2 = 12 accumulator registers fit in the
  * 16 of AVX2 and the 32 of AVX-512, with room for the two x vectors. */
@@ -143,8 +720,9 @@ enum { FORMAT_LAMP, FORMAT_LLAMA2C_V0, FORMAT_LLAMA2C_V1, FORMAT_LLAMA2C_V2 };
 #endif
 
 /* Activations are stored one row per position of the chunk: x[i * dim + j]
- * is element j at the i-th position. */
-typedef struct {
+ * is element j at the i-th position. The fields are Part I's RunState's,
+ * with a row per position. */
+struct FastState {
     float *x;           /* (CHUNK, dim) the residual stream */
     float *xb;          /* (CHUNK, max(dim, q_dim)) scratch: normalised x, or attention output */
     float *xb2;         /* (CHUNK, dim) scratch: a block's output before the residual add */
@@ -157,8 +735,8 @@ typedef struct {
     int8_t *xq;         /* (CHUNK, max(dim, q_dim, hidden_dim)) activations quantized for an int8 matmul */
     float *xq_scale;    /* (CHUNK, that / group_size) their scales */
     float *x_panels;    /* a chunk's input to a float32 matmul, rearranged for its kernel */
-    /* The KV cache: the keys and values of every position so far, in the
-     * layout attention's kernel reads (section 3), which is in blocks of
+    /* The KV cache: Part I's numbers, in the layout attention's kernels
+     * read (section 10), which is in blocks of
      * TILE_N positions (padded_seq_len: seq_len rounded up to whole blocks).
      * Keys are transposed within a block: element d of the key of position
      * p is at [block p / TILE_N][d][p % TILE_N]. Values are cut into panels
@@ -168,38 +746,733 @@ typedef struct {
     float *key_cache;   /* (n_layers, n_kv_heads, padded_seq_len / TILE_N, head_dim, TILE_N) */
     float *value_cache; /* (n_layers, n_kv_heads, value_panels, padded_seq_len, TILE_N) */
     int padded_seq_len, value_panels;   /* value_panels = head_dim / TILE_N, rounded up */
-    float *rope_cos;    /* (seq_len, head_dim/2) cos(pos * freq_i), computed once */
+    float *rope_cos;    /* (seq_len, head_dim/2) cos(pos * freq_i), computed once by rope_angles() */
     float *rope_sin;    /* (seq_len, head_dim/2) sin(pos * freq_i) */
-} RunState;
+};
+typedef struct FastState FastState;
 
+
+/* Run-state buffers start on a 64-byte boundary (a cache line), so a vector
+ * load of 32 or 64 bytes never straddles two lines. calloc only promises 16. */
+void *alloc_aligned(size_t count, size_t size) {
+    void *p = NULL;
+    size_t bytes = count * size > 0 ? count * size : 1;
+    if (posix_memalign(&p, 64, bytes) != 0) fatal("out of memory allocating %zu x %zu bytes", count, size);
+    memset(p, 0, bytes);   /* zeroed, like calloc: no uninitialised reads, ever */
+    return p;
+}
+
+size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+size_t matmul_scratch_floats(int T, int n);   /* section 8 */
+
+/* Allocate the fast path's run state, with RoPE's angles for every position
+ * computed once (Part I computes one position's per token). */
+void malloc_fast_state(Transformer *t) {
+    const Config *c = &t->config;
+    FastState *s = t->fast = xcalloc(1, sizeof(FastState));
+    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t half = (size_t)c->head_dim / 2;
+    size_t widest = max3(dim, q_dim, hidden);
+    s->x = alloc_aligned(CHUNK * dim, sizeof(float));
+    s->xb = alloc_aligned(CHUNK * (q_dim > dim ? q_dim : dim), sizeof(float));
+    s->xb2 = alloc_aligned(CHUNK * dim, sizeof(float));
+    s->hb = alloc_aligned(CHUNK * hidden, sizeof(float));
+    s->hb2 = alloc_aligned(CHUNK * hidden, sizeof(float));
+    s->q = alloc_aligned(CHUNK * q_dim, sizeof(float));
+    s->k = alloc_aligned(CHUNK * kv_dim, sizeof(float));
+    s->v = alloc_aligned(CHUNK * kv_dim, sizeof(float));
+    s->padded_seq_len = (c->seq_len + TILE_N - 1) / TILE_N * TILE_N;
+    s->value_panels = (c->head_dim + TILE_N - 1) / TILE_N;
+    s->att = alloc_aligned((size_t)CHUNK * c->n_heads * s->padded_seq_len, sizeof(float));
+    s->logits = alloc_aligned((size_t)CHUNK * c->vocab_size, sizeof(float));
+    s->x_panels = alloc_aligned(matmul_scratch_floats(CHUNK, (int)widest), sizeof(float));
+    if (t->weights.group_size) {
+        s->xq = alloc_aligned(CHUNK * widest, sizeof(int8_t));
+        s->xq_scale = alloc_aligned(CHUNK * widest / (size_t)t->weights.group_size, sizeof(float));
+    }
+    size_t heads = (size_t)c->n_layers * c->n_kv_heads;   /* calloc: pages mapped as the text grows */
+    s->key_cache = xcalloc(heads * s->padded_seq_len * c->head_dim, sizeof(float));
+    s->value_cache = xcalloc(heads * s->padded_seq_len * s->value_panels * TILE_N, sizeof(float));
+    s->rope_cos = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
+    s->rope_sin = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
+    for (int pos = 0; pos < c->seq_len; pos++)
+        rope_angles(s->rope_cos + (size_t)pos * half, s->rope_sin + (size_t)pos * half, pos, c->head_dim,
+                    c->rope_theta);
+}
+
+void free_fast_state(Transformer *t) {
+    FastState *s = t->fast;
+    if (!s) return;
+    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
+    free(s->att); free(s->logits); free(s->xq); free(s->xq_scale); free(s->x_panels);
+    free(s->key_cache); free(s->value_cache); free(s->rope_cos); free(s->rope_sin);
+    free(s);
+    t->fast = NULL;
+}
+
+/* ===========================================================================
+ * 8. The register-tiled matmul: many positions at once
+ * =========================================================================*/
+
+/* Part I's matmul() reads every weight once per position. Generating, x
+ * is one position and that is the best there is: every weight is read
+ * from memory for a single multiply-add, so the speed is set by memory
+ * bandwidth (int8 weights, section 9, are a quarter of the bytes). For a
+ * chunk of T positions the matmul is a matrix-matrix product: each weight,
+ * once loaded, can serve T multiply-adds, and the speed is set by how fast
+ * the cores multiply and add. Those two ceilings make the "roofline";
+ * docs/performance.md measures both and how close each path gets.
+ *
+ * The question is then how many multiply-adds each load can feed. dot() needs two loads per
+ * multiply-add, so with a chunk the loads, not the FMA units, would set the
+ * pace. The fix is the classic one of every fast matrix product (BLAS,
+ * llm.c's CUDA kernels): keep a tile of outputs in SIMD registers, TILE_M
+ * rows of W by TILE_N positions, for the whole length of the dot products.
+ * Per step k the kernel loads TILE_N values of x (two vector registers) and
+ * TILE_M single weights, and does TILE_M * TILE_N multiply-adds: 12 vector
+ * FMAs for 2 vector loads and 6 broadcast ones, so the FMA units set the
+ * pace. train.c's gemm() is built on the same kernel, with its operands
+ * packed and blocked for the caches (the whole story is told there).
+ * (TILE_M and TILE_N are defined in section 7: the KV cache is laid out
+ * in their blocks.) */
+
+/* A matrix as the kernels read it: element (i, j) is p[i * rs + j * cs]. A
+ * row-major (rows x cols) matrix is {p, cols, 1}; its transpose {p, 1, cols}. */
 typedef struct {
-    Config config;
-    Weights weights;
-    RunState state;
-    Tokenizer tokenizer;   /* filled from the file for lamp models */
-    int has_tokenizer;
-    int format;            /* FORMAT_* */
-    const char *path;
-    unsigned char *data;   /* the memory-mapped file */
-    size_t file_size;
-} Transformer;
+    const float *p;
+    size_t rs, cs;
+} MatView;
+
+/* The tile: for r < TILE_M and j < TILE_N,
+ *     c[r * c_rs + j * c_cs]  =  (or +=, without overwrite)  sum over k < kc of a_r[k] * b[k][j],
+ * where a_r[k] = a[r * a_rs + k * a_ks] (row r of the left operand, read
+ * with any strides) and b is a packed panel: for each k, TILE_N values side
+ * by side (pack_panel()). The sums run over k in order, one multiply-add at
+ * a time, so every output has the same rounding whoever computes it. The
+ * loops over r and j have constant bounds: the compiler unrolls them and
+ * keeps acc in registers, and `omp simd` makes the j loop one or two vector
+ * instructions. `static inline`: each caller gets a copy specialised to its
+ * strides (train.c's packed operands have constant ones). */
+static inline void micro_kernel(int kc, const float *a, size_t a_rs, size_t a_ks, const float *b, float *c,
+                                size_t c_rs, size_t c_cs, int overwrite) {
+    float acc[TILE_M][TILE_N];
+    for (int r = 0; r < TILE_M; r++)
+        for (int j = 0; j < TILE_N; j++) acc[r][j] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + (size_t)k * TILE_N;
+        #pragma GCC unroll 8
+        for (int r = 0; r < TILE_M; r++) {
+            float ark = a[r * a_rs + (size_t)k * a_ks];
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) acc[r][j] += ark * bk[j];
+        }
+    }
+    for (int r = 0; r < TILE_M; r++) {
+        float *cr = c + r * c_rs;
+        if (overwrite) {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) cr[j * c_cs] = acc[r][j];
+        } else {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) cr[j * c_cs] += acc[r][j];
+        }
+    }
+}
+
+/* Pack rows k0..k0+kc and columns j0..j0+TILE_N of B into one panel, the
+ * layout micro_kernel() reads: for each k, TILE_N values side by side.
+ * Columns at or past N become 0, so the kernel needs no edge case. */
+void pack_panel(float *dst, MatView B, int N, int k0, int kc, int j0) {
+    int cols = N - j0 < TILE_N ? N - j0 : TILE_N;
+    const float *s = B.p + (size_t)k0 * B.rs + (size_t)j0 * B.cs;
+    if (cols < TILE_N) {        /* the last panel, padded with zero columns */
+        for (int k = 0; k < kc; k++)
+            for (int j = 0; j < TILE_N; j++)
+                dst[(size_t)k * TILE_N + j] = j < cols ? s[(size_t)k * B.rs + (size_t)j * B.cs] : 0.0f;
+    } else if (B.cs == 1) {     /* B's rows are contiguous: copy a row of the panel at once */
+        for (int k = 0; k < kc; k++) {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)k * B.rs + j];
+        }
+    } else {                    /* B's columns are: gather a row of the panel from TILE_N columns */
+        for (int k = 0; k < kc; k++) {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)j * B.cs + (size_t)k * B.rs];
+        }
+    }
+}
+
+/* Rows of W whose outputs matmul_chunk() gathers before writing them out (below). */
+#define ROW_BLOCK (8 * TILE_M)
+
+/* Floats of scratch matmul_chunk() needs for T positions of n inputs: x as panels. */
+size_t matmul_scratch_floats(int T, int n) {
+    return (size_t)(T + TILE_N - 1) / TILE_N * TILE_N * (size_t)n;
+}
+
+/* out (T, d) = x (T, n) @ W (d, n) transposed: row t of out is W @ (row t
+ * of x). Replaces Part I's matmul() for a chunk; one position (T = 1) goes
+ * to matmul() itself, which streams one row of W per core, the access the
+ * hardware prefetcher follows best.
+ *
+ * For a chunk, the tiled kernel. First x is copied into panels of TILE_N
+ * positions (`scratch`, matmul_scratch_floats(T, n) floats), so the kernel
+ * reads input k of TILE_N positions with one vector load. Then each TILE_M
+ * rows of W, read straight from the weights (TILE_M streams, never copied),
+ * meet every panel: each weight comes from memory once per chunk. out is
+ * position-major, so a tile written straight into it would touch TILE_N
+ * rows d floats apart; when d is a power of two those all fall in one set
+ * of the L1 cache and evict each other. So the tiles of ROW_BLOCK rows are
+ * gathered in `block` first, then copied out one position at a time. The
+ * last d % TILE_M rows go through dot().
+ *
+ * schedule(static) hands each thread one contiguous range of rows, decided
+ * before the loop starts: no scheduling traffic while it runs, and every
+ * row costs the same. Every output is computed by one thread, in the same
+ * order, whatever the number of threads: 1 or 16 threads give the same
+ * bits. (dot()'s partial sums and the kernel's running sum add in
+ * different orders, so a chunk and one position differ in the last bits.) */
+void matmul_chunk(float *out, const float *x, const float *w, int n, int d, int T, float *scratch) {
+#if defined(LAMP_OPENCL) || defined(LAMP_CUDA)
+    /* A port (docs/porting.md): the same product on another device, one
+     * position at a time. Everything else stays here on the CPU. */
+    for (int t = 0; t < T; t++) device_matmul(out + (size_t)t * d, x + (size_t)t * n, w, n, d);
+    (void)scratch;
+    return;
+#endif
+    if (T == 1) {
+        matmul(out, x, w, n, d);
+        return;
+    }
+    int panels = (T + TILE_N - 1) / TILE_N;
+    int tiled_rows = d / TILE_M * TILE_M;
+    MatView x_columns = {x, 1, (size_t)n};   /* x transposed: (n, T) */
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (int p = 0; p < panels; p++) pack_panel(scratch + (size_t)p * TILE_N * n, x_columns, T, 0, n, p * TILE_N);
+        #pragma omp for schedule(static) nowait
+        for (int i0 = 0; i0 < tiled_rows; i0 += ROW_BLOCK) {
+            int rows = tiled_rows - i0 < ROW_BLOCK ? tiled_rows - i0 : ROW_BLOCK;
+            for (int p = 0; p < panels; p++) {
+                float block[TILE_N][ROW_BLOCK];   /* block[j][r]: output i0 + r at position p * TILE_N + j */
+                for (int i = 0; i < rows; i += TILE_M)
+                    micro_kernel(n, w + (size_t)(i0 + i) * n, (size_t)n, 1, scratch + (size_t)p * TILE_N * n,
+                                 &block[0][i], 1, ROW_BLOCK, 1);
+                for (int j = 0; j < TILE_N && p * TILE_N + j < T; j++)   /* positions past T were zeros */
+                    memcpy(out + (size_t)(p * TILE_N + j) * d + i0, block[j], (size_t)rows * sizeof(float));
+            }
+        }
+        #pragma omp for schedule(static)
+        for (int i = tiled_rows; i < d; i++)
+            for (int t = 0; t < T; t++) out[(size_t)t * d + i] = dot(w + (size_t)i * n, x + (size_t)t * n, n);
+    }
+}
+
+/* ===========================================================================
+ * 9. int8 weights (Q8_0)
+ * =========================================================================*/
+
+/* The weights are int8 in groups of gs, each with a float scale (QMatrix).
+ * x is quantized the same way just before the matmul, so that inside a
+ * group the dot product is a sum of int8 x int8 products, exact in int32:
+ *
+ *     sum_j w_j x_j  ~=  sum_g  ws_g * xs_g * ( sum_{j in g} wq_j * xq_j )
+ *                                              \______ int32, exact ______/
+ *
+ * Quantizing x costs a little accuracy; in exchange the inner loop works on
+ * bytes: 32 multiply-adds per 256-bit instruction instead of 8. */
+
+/* a * b + c with a single rounding where the CPU has an FMA instruction */
+#if defined(FP_FAST_FMAF) || defined(__FMA__)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Quantize n floats (n a multiple of gs) in groups of gs: the rule of
+ * docs/format.md 1.4, used for the weights by tools/lampfile.py and here
+ * for the activations. scale = max|x| / 127, q = round(x / scale) with
+ * halves away from zero, so the largest |x| maps to +-127. An all-zero
+ * group gets scale 0 and zeros. A chunk's worth is split over the cores; a
+ * single position is too little to be worth waking them.
+ *
+ * Rounding: adding +-0.5 and truncating is round-half-away-from-zero, but
+ * in float it can round twice: 0.49999997f + 0.5f is 1.0f, not 0.99999997.
+ * In double the sum is exact (r has 24 significant bits and |r| <= 127),
+ * so this equals roundf(r), and unlike roundf (a library call unless
+ * -fno-trapping-math) it vectorizes. */
+void quantize_q8(int8_t *q, float *scale, const float *x, size_t n, int gs) {
+    long n_groups = (long)(n / (size_t)gs);
+    #pragma omp parallel for schedule(static) if (n_groups >= 512)
+    for (long g = 0; g < n_groups; g++) {
+        const float *xg = x + (size_t)g * gs;
+        int8_t *qg = q + (size_t)g * gs;
+        float max = 0.0f;
+        for (int j = 0; j < gs; j++) {
+            float a = fabsf(xg[j]);
+            max = a > max ? a : max;
+        }
+        float s = max / 127.0f;
+        scale[g] = s;
+        float divisor = s > 0.0f ? s : 1.0f;   /* an all-zero group: 0 / 1 = 0 */
+        for (int j = 0; j < gs; j++) {
+            float r = xg[j] / divisor;
+            double rounded = (double)r + (r < 0.0f ? -0.5 : 0.5);
+            rounded = rounded > 127.0 ? 127.0 : rounded < -127.0 ? -127.0 : rounded;
+            qg[j] = (int8_t)(int)rounded;   /* int conversion truncates toward zero */
+        }
+    }
+}
+
+/* The reference int8 dot product of a row (w, its scales ws) with x (xq,
+ * xs), n numbers in groups of gs. The inner loop is what the compiler
+ * vectorizes: int8 products summed in int32 (gcc widens the bytes to 16
+ * bits and multiplies; it does not find the faster instruction sequence
+ * dot_q8_avx2 uses below). isum is exact: at most gs * 127 * 127 < 2^24,
+ * so (float)isum is exact too. The four partial sums acc[g % 4] keep the
+ * additions from waiting on one another, and fix the order of the float
+ * arithmetic so that dot_q8_avx2 can compute the same four at once and give
+ * the same bits. */
+float dot_q8(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int g = 0; g < n / gs; g++) {
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        int32_t isum = 0;
+        #pragma omp simd reduction(+:isum)
+        for (int j = 0; j < gs; j++) isum += (int32_t)wg[j] * (int32_t)xg[j];
+        acc[g % 4] = MADD((float)isum, ws[g] * xs[g], acc[g % 4]);
+    }
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* A worked example of porting a loop to one CPU family: dot_q8 with AVX2
+ * intrinsics (x86 since 2013). Compilers do not find this sequence on their
+ * own: `gcc -S` shows dot_q8's inner loop widening the bytes to 16 bits
+ * (vpmovsxbw), multiplying (vpmullw), widening to 32 (vpmovsxwd) and adding,
+ * about twice the instructions per byte (what it buys: docs/performance.md,
+ * "what each trick buys").
+ * tests/test_forward.c checks it returns the same bits as dot_q8.
+ *
+ * The trick: x86 has no signed x signed byte multiply, only vpmaddubsw,
+ * unsigned x signed, which multiplies 32 byte pairs and adds neighbours into
+ * 16 int16. Move the sign of x onto w, |x| * (w * sign(x)) = w * x, and
+ * both fit: |x| <= 127 as unsigned, w * sign(x) in [-127, 127], and a pair
+ * sums to at most 2 * 127 * 127 = 32258 < 32767, so nothing saturates.
+ * vpmaddwd with ones then adds neighbouring int16 into 8 int32, and
+ * those into the running sum. */
+static inline __m256i dot32_i8(__m256i sum, __m256i w, __m256i x) {
+    __m256i x_abs = _mm256_sign_epi8(x, x);          /* |x| */
+    __m256i w_signed = _mm256_sign_epi8(w, x);       /* w * sign(x) (0 where x = 0) */
+#if defined(__AVXVNNI__)
+    /* CPUs with AVX-VNNI (Zen 4 and 5, Intel since Alder Lake) do the three
+     * steps below in one instruction, vpdpbusd (it speeds prompts up;
+     * generating, limited by memory, gains nothing) */
+    return _mm256_dpbusd_avx_epi32(sum, x_abs, w_signed);
+#else
+    __m256i pairs = _mm256_maddubs_epi16(x_abs, w_signed);          /* 16 x int16 */
+    return _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));  /* 8 x int32 */
+#endif
+}
+
+/* Software prefetch: ask for the weights this many bytes ahead of the ones
+ * being multiplied. Generating a token streams the int8 weights from memory,
+ * and the hardware prefetcher alone leaves the memory bus idle part of the
+ * time; with the prefetch one thread reads near its bandwidth bound
+ * (docs/performance.md).
+ * Prefetching past the end of the matrix is harmless: it never faults. */
+#define PREFETCH_AHEAD 8192
+
+static inline float dot_q8_avx2_body(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n,
+                                     int gs) {
+    int n_groups = n / gs, g = 0;
+    __m128 acc = _mm_setzero_ps();   /* lane k holds dot_q8's acc[k] */
+    for (; g + 4 <= n_groups; g += 4) {   /* four groups at a time */
+        __m256i sums[4];
+        for (int k = 0; k < 4; k++) {
+            const int8_t *wg = w + (size_t)(g + k) * gs, *xg = x + (size_t)(g + k) * gs;
+            _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < gs; j += 32)
+                s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
+            sums[k] = s;
+        }
+        /* add up each group's 8 lanes, all four groups at once: after the
+         * three horizontal adds, lane k of each 128-bit half holds half of
+         * group g + k's sum */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g), _mm_loadu_ps(xs + g));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);   /* = MADD of dot_q8, lane by lane */
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    for (; g < n_groups; g++) {   /* the last n_groups % 4 groups, as dot_q8 does them */
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+        __m256i s = _mm256_setzero_si256();
+        for (int j = 0; j < gs; j += 32)
+            s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        lanes[g % 4] = MADD((float)_mm_cvtsi128_si32(s4), ws[g] * xs[g], lanes[g % 4]);
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/* The common group sizes get their own copy of the loop, compiled with gs a
+ * constant: the compiler then unrolls the 32-byte steps of a group and the
+ * four groups of a step completely, and keeps the sums in registers. */
+float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    switch (gs) {
+    case 32: return dot_q8_avx2_body(w, ws, x, xs, n, 32);
+    case 64: return dot_q8_avx2_body(w, ws, x, xs, n, 64);
+    case 128: return dot_q8_avx2_body(w, ws, x, xs, n, 128);
+    default:
+        if (gs % 32 != 0) return dot_q8(w, ws, x, xs, n, gs);   /* groups of whole 32-byte vectors only */
+        return dot_q8_avx2_body(w, ws, x, xs, n, gs);
+    }
+}
+#define DOT_Q8 dot_q8_avx2
+#else
+#define DOT_Q8 dot_q8
+#endif
+
+/* out (T, d) = x (T, n) @ W (d, n) transposed, W and x in int8 groups.
+ * One row at a time, against every position of the chunk while the row
+ * (n bytes) sits in L1: each weight comes from memory once per chunk.
+ * dot_fn is dot_q8 (the portable loop: Part I's linear() uses it) or
+ * DOT_Q8 (the fastest this CPU has: the fast path uses it). */
+void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, int n, int d,
+               int T, int gs, DotQ8 dot_fn) {
+    size_t groups = (size_t)(n / gs);   /* per row */
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < d; i++) {
+        const int8_t *row = wq + (size_t)i * n;
+        const float *row_scales = ws + (size_t)i * groups;
+        for (int t = 0; t < T; t++)
+            out[(size_t)t * d + i] = dot_fn(row, row_scales, xq + (size_t)t * n, xs + (size_t)t * groups, n, gs);
+    }
+}
+
+/* out (T, d) = x (T, n) through the linear layer W, float32 or int8 (then
+ * x is quantized on the fly, into the run state's scratch): Part I's
+ * linear(), for a chunk. */
+void linear_chunk(float *out, const float *x, Mat w, int n, int d, int T, FastState *s) {
+    if (w.f) {
+        matmul_chunk(out, x, w.f, n, d, T, s->x_panels);
+        return;
+    }
+    quantize_q8(s->xq, s->xq_scale, x, (size_t)T * n, w.group_size);
+    matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, T, w.group_size, DOT_Q8);
+}
+
+/* ===========================================================================
+ * 10. Attention over a KV cache in blocks, and the forward pass of a chunk
+ * =========================================================================*/
+
+/* Where layer l's kv head g keeps its keys and values (layout: section 7). */
+float *keys_of(const Transformer *t, int l, int g) {
+    const FastState *s = t->fast;
+    size_t head = (size_t)l * t->config.n_kv_heads + g;
+    return s->key_cache + head * s->padded_seq_len * t->config.head_dim;
+}
+float *values_of(const Transformer *t, int l, int g) {
+    const FastState *s = t->fast;
+    size_t head = (size_t)l * t->config.n_kv_heads + g;
+    return s->value_cache + head * s->padded_seq_len * s->value_panels * TILE_N;
+}
+
+/* Part I's attention(), for the n positions pos .. pos + n - 1 of a
+ * chunk, in layer l, on the blocked cache. Each query head h of the position p = pos + i looks at the keys of every
+ * position t <= p (causal):
+ *     score_t = q_h . k_t / sqrt(head_dim),  a = softmax(score),
+ *     out_h   = sum_t a_t v_t
+ * The chunk's own keys and values are already in the cache, so position p
+ * sees the earlier positions of its chunk, itself, and none after it.
+ * With grouped-query attention, n_heads / n_kv_heads query heads share one
+ * key/value head: query head h reads kv head h / (n_heads / n_kv_heads).
+ *
+ * attend_one() computes it for one query (position i of the chunk, head h).
+ * The cache's layout (section 7) lets it work on TILE_N keys at a time: in a
+ * block, element d of TILE_N consecutive keys sits side by side, so
+ *     score[j] += q[d] * key_block[d][j]      for j < TILE_N
+ * is one or two vector multiply-adds, and the sum over d needs no
+ * horizontal adds at the end. The weighted sum of values is the same kind
+ * of loop, on a panel of TILE_N elements of every value. Each score and
+ * each output is the same sum, in the same order, as Part I's attention()
+ * computes; the two differ only in the last bits, where the compiler fuses
+ * a multiply and an add into one FMA in one loop and not in the other.
+ * (What the blocks buy over keys stored row by row: docs/performance.md.) */
+void attend_one(const Transformer *t, int l, int pos, int i, int h) {
+    const Config *c = &t->config;
+    const FastState *s = t->fast;
+    int head_dim = c->head_dim, q_dim = c->n_heads * head_dim, g = h / (c->n_heads / c->n_kv_heads);
+    float scale = 1.0f / sqrtf((float)head_dim);
+    int last = pos + i;   /* the position of this query: it sees keys 0 .. last */
+    const float *q = s->q + (size_t)i * q_dim + (size_t)h * head_dim;
+    const float *keys = keys_of(t, l, g), *values = values_of(t, l, g);
+    float *att = s->att + ((size_t)i * c->n_heads + h) * s->padded_seq_len;
+    for (int p0 = 0; p0 <= last; p0 += TILE_N) {   /* scores, a block of TILE_N keys at a time */
+        const float *key_block = keys + (size_t)p0 * head_dim;
+        float score[TILE_N] = {0};
+        for (int d = 0; d < head_dim; d++) {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) score[j] += q[d] * key_block[(size_t)d * TILE_N + j];
+        }
+        for (int j = 0; j < TILE_N && p0 + j <= last; j++) att[p0 + j] = score[j] * scale;
+    }
+    softmax(att, last + 1);
+    float *out = s->xb + (size_t)i * q_dim + (size_t)h * head_dim;
+    for (int panel = 0; panel < s->value_panels; panel++) {   /* out = sum_t a_t v_t, TILE_N elements at a time */
+        const float *v = values + (size_t)panel * s->padded_seq_len * TILE_N;
+        float sum[TILE_N] = {0};
+        for (int p = 0; p <= last; p++) {
+            #pragma omp simd
+            for (int j = 0; j < TILE_N; j++) sum[j] += att[p] * v[(size_t)p * TILE_N + j];
+        }
+        int width = head_dim - panel * TILE_N < TILE_N ? head_dim - panel * TILE_N : TILE_N;
+        memcpy(out + panel * TILE_N, sum, (size_t)width * sizeof(float));
+    }
+}
+
+/* For a chunk, the same sums as two matrix products, TILE_M positions of
+ * one head at a time, on the matmul's tiled kernel:
+ *     S = Q Kᵀ      (TILE_M, keys)    a key block is exactly a panel the kernel reads
+ *     P = softmax of each row of S / sqrt(head_dim), over the keys the row may see
+ *     O = P V       (TILE_M, head_dim), one value panel at a time
+ * In a tile, row r may see keys 0 .. pos + i0 + r. The kernel computes the
+ * scores of the tile's last row for every row, and the softmax leaves the
+ * ones a row may not see at zero, so they add nothing to O. Each output is
+ * the same sum, in the same order, as attend_one() computes: a prompt fed
+ * in chunks or token by token gives the same bits here.
+ *
+ * The rows a chunk leaves over (n % TILE_M) and the chunk of one token go
+ * through attend_one(). The (tile, head) pairs are independent; later tiles
+ * see more keys, so OpenMP deals them out round-robin (static, 1), a fair
+ * share of both to every core. */
+void attention_chunk(Transformer *t, int l, int pos, int n) {
+    const Config *c = &t->config;
+    FastState *s = t->fast;
+    int head_dim = c->head_dim, n_heads = c->n_heads, q_dim = n_heads * head_dim;
+    int kv_mul = n_heads / c->n_kv_heads, tiles = n / TILE_M;
+    size_t row_stride = (size_t)n_heads * s->padded_seq_len;   /* from one position's scores to the next's */
+    float scale = 1.0f / sqrtf((float)head_dim);
+    #pragma omp parallel
+    {
+        #pragma omp for collapse(2) schedule(static, 1) nowait
+        for (int tile = 0; tile < tiles; tile++) {
+            for (int h = 0; h < n_heads; h++) {
+                int i0 = tile * TILE_M, seen = pos + i0 + TILE_M;   /* keys the tile's last row sees */
+                const float *keys = keys_of(t, l, h / kv_mul), *values = values_of(t, l, h / kv_mul);
+                const float *q = s->q + (size_t)i0 * q_dim + (size_t)h * head_dim;
+                float *att = s->att + ((size_t)i0 * n_heads + h) * s->padded_seq_len;
+                for (int p0 = 0; p0 < seen; p0 += TILE_N)   /* S = Q Kᵀ */
+                    micro_kernel(head_dim, q, (size_t)q_dim, 1, keys + (size_t)p0 * head_dim, att + p0, row_stride, 1, 1);
+                for (int r = 0; r < TILE_M; r++) {          /* P = softmax(S / sqrt(head_dim)), causal */
+                    float *row = att + r * row_stride;
+                    int visible = pos + i0 + r + 1;
+                    for (int k = 0; k < visible; k++) row[k] *= scale;
+                    softmax(row, visible);
+                    for (int k = visible; k < seen; k++) row[k] = 0.0f;
+                }
+                for (int panel = 0; panel < s->value_panels; panel++) {   /* O = P V */
+                    float tile_out[TILE_M * TILE_N];
+                    micro_kernel(seen, att, row_stride, 1, values + (size_t)panel * s->padded_seq_len * TILE_N,
+                                 tile_out, TILE_N, 1, 1);
+                    float *out = s->xb + (size_t)i0 * q_dim + (size_t)h * head_dim + (size_t)panel * TILE_N;
+                    int width = head_dim - panel * TILE_N < TILE_N ? head_dim - panel * TILE_N : TILE_N;
+                    for (int r = 0; r < TILE_M; r++)   /* a head narrower than the panel keeps its part */
+                        memcpy(out + (size_t)r * q_dim, tile_out + r * TILE_N, (size_t)width * sizeof(float));
+                }
+            }
+        }
+        #pragma omp for collapse(2) schedule(static, 1)
+        for (int i = tiles * TILE_M; i < n; i++)
+            for (int h = 0; h < n_heads; h++) attend_one(t, l, pos, i, h);
+    }
+}
+
+enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
+
+/* Part I's forward() for a chunk: feed n tokens (1 <= n <= CHUNK) at
+ * positions pos .. pos + n - 1; their keys and values join the KV cache.
+ * Returns the logits: of the last
+ * position (LOGITS_LAST), of every position, one row of vocab_size each
+ * (LOGITS_ALL, for eval), or none (LOGITS_NONE).
+ *
+ * The n positions go through the layers together, as the rows of a matrix
+ * (x is n x dim): every matmul then reads each weight once for all of them
+ * instead of once per position. That is why a prompt is processed many
+ * times faster than tokens are generated one by one (a new token needs the
+ * previous one, so generating is always the chunk of one). The classifier,
+ * a quarter of a small model's weights, runs only for the positions whose
+ * logits are wanted: for a prompt, only the last. */
+float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logits_wanted) {
+    const Config *c = &t->config;
+    const Weights *w = &t->weights;
+    FastState *s = t->fast;
+    int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
+    int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
+    size_t half = (size_t)head_dim / 2;
+    if (n < 1 || n > CHUNK || pos < 0 || pos + n > c->seq_len)
+        fatal("forward: %d tokens at position %d do not fit (chunk %d, context %d)", n, pos, CHUNK, c->seq_len);
+
+    /* each token's embedding starts its row of the residual stream */
+    for (int i = 0; i < n; i++) embed(s->x + (size_t)i * dim, w, tokens[i], dim);
+
+    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
+        Mat wq = layer_matrix(w, w->wq, w->q_wq, l, (size_t)q_dim * dim);
+        Mat wk = layer_matrix(w, w->wk, w->q_wk, l, (size_t)kv_dim * dim);
+        Mat wv = layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim);
+        Mat wo = layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim);
+        Mat w1 = layer_matrix(w, w->w1, w->q_w1, l, (size_t)hidden_dim * dim);
+        Mat w2 = layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim);
+        Mat w3 = layer_matrix(w, w->w3, w->q_w3, l, (size_t)hidden_dim * dim);
+
+        /* --- attention block: x = x + wo @ attention(rope(wq @ n), rope(wk @ n), wv @ n),
+         *     with n = rmsnorm(x), for every row */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_att_weight + l * dim, dim, c->norm_eps);
+        linear_chunk(s->q, s->xb, wq, dim, q_dim, n, s);
+        linear_chunk(s->k, s->xb, wk, dim, kv_dim, n, s);
+        linear_chunk(s->v, s->xb, wv, dim, kv_dim, n, s);
+        for (int i = 0; i < n; i++) {
+            const float *cos_row = s->rope_cos + (size_t)(pos + i) * half;
+            const float *sin_row = s->rope_sin + (size_t)(pos + i) * half;
+            rope(s->q + (size_t)i * q_dim, c->n_heads, head_dim, cos_row, sin_row);
+            rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, head_dim, cos_row, sin_row);
+        }
+        /* the chunk's keys and values join the cache at positions
+         * pos .. pos + n - 1 (its layout: section 7) */
+        for (int g = 0; g < c->n_kv_heads; g++) {
+            float *keys = keys_of(t, (int)l, g), *values = values_of(t, (int)l, g);
+            for (int i = 0; i < n; i++) {
+                int p = pos + i;
+                const float *k = s->k + (size_t)i * kv_dim + (size_t)g * head_dim;
+                const float *v = s->v + (size_t)i * kv_dim + (size_t)g * head_dim;
+                float *key_block = keys + (size_t)(p / TILE_N) * TILE_N * head_dim;
+                for (int d = 0; d < head_dim; d++) {
+                    key_block[(size_t)d * TILE_N + p % TILE_N] = k[d];
+                    values[((size_t)(d / TILE_N) * s->padded_seq_len + p) * TILE_N + d % TILE_N] = v[d];
+                }
+            }
+        }
+        attention_chunk(t, (int)l, pos, n);                       /* -> s->xb (n, q_dim) */
+        linear_chunk(s->xb2, s->xb, wo, q_dim, dim, n, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
+
+        /* --- feed-forward block: x = x + w2 @ (silu(w1 @ n) * (w3 @ n)),
+         *     with n = rmsnorm(x) */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
+        linear_chunk(s->hb, s->xb, w1, dim, hidden_dim, n, s);
+        linear_chunk(s->hb2, s->xb, w3, dim, hidden_dim, n, s);
+        swiglu(s->hb, s->hb2, n * hidden_dim);
+        linear_chunk(s->xb2, s->hb, w2, hidden_dim, dim, n, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
+    }
+    if (logits_wanted == LOGITS_NONE) return NULL;
+
+    /* final norm, then the classifier: one logit per vocabulary entry, for
+     * the rows that want them */
+    int first = logits_wanted == LOGITS_ALL ? 0 : n - 1;
+    float *rows = s->x + (size_t)first * dim;
+    for (int i = 0; i < n - first; i++)
+        rmsnorm(rows + (size_t)i * dim, rows + (size_t)i * dim, w->rms_final_weight, dim, c->norm_eps);
+    Mat wcls = layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
+    linear_chunk(s->logits, rows, wcls, dim, c->vocab_size, n - first, s);
+    return s->logits;
+}
+
+/* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn), a
+ * chunk at a time; returns the logits after the last one. */
+float *prefill(Transformer *t, const int *tokens, int n, int pos) {
+    float *logits = NULL;
+    for (int done = 0; done < n; done += CHUNK) {
+        int m = n - done < CHUNK ? n - done : CHUNK;
+        logits = forward_chunk(t, tokens + done, m, pos + done, done + m == n ? LOGITS_LAST : LOGITS_NONE);
+    }
+    return logits;
+}
+
+
+/* ===========================================================================
+ * 11. Threads
+ * =========================================================================*/
+
+/* Threads default to the physical cores. A second hardware thread on a core
+ * (SMT, "hyper-threading") shares that core's FMA units and memory
+ * bandwidth, which the matmuls already keep busy, so it adds contention,
+ * not speed. Linux's /proc/cpuinfo gives each logical CPU a "physical id"
+ * (socket) and "core id": count the distinct pairs. Where it has none (some
+ * ARM kernels) or cannot be read, use every processor OpenMP may run on. */
+#ifdef _OPENMP
+/* the number after the ':' of a "name : value" line of /proc/cpuinfo */
+long cpuinfo_value(const char *line) {
+    const char *colon = strchr(line, ':');
+    return colon ? strtol(colon + 1, NULL, 10) : -1;
+}
+
+int physical_cores(void) {
+    int procs = omp_get_num_procs();   /* respects the CPU affinity mask */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return procs;
+    long pairs[1024];
+    int n_pairs = 0;
+    long package = -1, core = -1;
+    char line[512];
+    for (;;) {
+        int more = fgets(line, sizeof line, f) != NULL;
+        if (!more || line[0] == '\n') {   /* end of one processor's block */
+            if (package >= 0 && core >= 0) {
+                long key = package * 100000 + core;
+                int seen = 0;
+                for (int i = 0; i < n_pairs; i++) seen |= pairs[i] == key;
+                if (!seen && n_pairs < 1024) pairs[n_pairs++] = key;
+            }
+            package = core = -1;
+            if (!more) break;
+            continue;
+        }
+        if (strncmp(line, "physical id", 11) == 0) package = cpuinfo_value(line);
+        if (strncmp(line, "core id", 7) == 0) core = cpuinfo_value(line);
+    }
+    fclose(f);
+    if (n_pairs == 0) return procs;
+    return n_pairs < procs ? n_pairs : procs;   /* a container may be allowed fewer CPUs */
+}
+#endif
+
+
+/* ###########################################################################
+ * PART III — FILES AND THE COMMAND LINE
+ * #########################################################################*/
+
+/* ===========================================================================
+ * 12. Reading a model file
+ * =========================================================================*/
 
 /* --- reading the header --------------------------------------------------
  * Headers are read with memcpy from the mapped bytes (never by casting a
  * struct onto them), so the layout is exactly the one docs/format.md gives
  * (llama2.c version 2 even keeps its group size at the odd offset 37). */
 
-static int32_t read_i32(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return v; }
-static uint32_t read_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static float read_f32(const unsigned char *p) { float v; memcpy(&v, p, 4); return v; }
-static uint64_t read_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+int32_t read_i32(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return v; }
+uint32_t read_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+float read_f32(const unsigned char *p) { float v; memcpy(&v, p, 4); return v; }
+uint64_t read_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 #define LLAMA2C_MAGIC 0x616b3432u
 
 /* Sanity limits: generous enough for 70B-class models, tight enough that a
  * corrupt header is caught before it asks for terabytes of memory. Returns
  * NULL if the config is sane, else a description of what is wrong. */
-static const char *check_config(const Config *c, char *why, size_t why_size) {
+const char *check_config(const Config *c, char *why, size_t why_size) {
 #define LIMIT(field, lo, hi)                                                              \
     if (!(c->field >= (lo) && c->field <= (hi))) {                                        \
         snprintf(why, why_size, #field " = %g is out of range (%g..%g)", (double)c->field, \
@@ -235,7 +1508,7 @@ static const char *check_config(const Config *c, char *why, size_t why_size) {
  * classifier), q_dim (wo) and hidden_dim (w2). The lamp format also asks for
  * a multiple of 4 (docs/format.md, 1.4); llama2.c's exporter halves 64 until
  * it divides dim, so its files are only held to the divisibility. */
-static const char *check_group_size(const Config *c, int64_t gs, int lamp, char *why, size_t why_size) {
+const char *check_group_size(const Config *c, int64_t gs, int lamp, char *why, size_t why_size) {
     int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
     if (gs < 1 || gs > 1024 || (lamp && gs % 4 != 0))
         snprintf(why, why_size, "group_size = %lld is not %s from %d to 1024", (long long)gs,
@@ -260,14 +1533,14 @@ typedef struct {
     size_t numel;       /* number of elements, all matrices together */
 } TensorSlot;
 
-static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 /* Walk the slots from byte `offset`, each block aligned to `align` bytes.
  * Returns where the last tensor ends. With base != NULL, also sets the
  * pointers. An int8 tensor is two blocks, values then scales: one pair for
  * the whole stack of matrices in a lamp file, one pair per matrix
  * (`pair_per_matrix`) in a llama2.c version 2 file. */
-static size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_t align, int group_size,
+size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_t align, int group_size,
                             int pair_per_matrix, const unsigned char *base, const char *path) {
     for (int i = 0; i < n; i++) {
         const TensorSlot *t = &slots[i];
@@ -305,7 +1578,7 @@ static size_t place_tensors(const TensorSlot *slots, int n, size_t offset, size_
 }
 
 /* The tensor order of each format (docs/format.md). Returns the count. */
-static int tensor_layout(Transformer *t, TensorSlot *s) {
+int tensor_layout(Transformer *t, TensorSlot *s) {
     const Config *c = &t->config;
     Weights *w = &t->weights;
     int L = c->n_layers;
@@ -356,7 +1629,7 @@ static int tensor_layout(Transformer *t, TensorSlot *s) {
 /* Read the header of whichever format the file is in; fill t->config,
  * t->format and t->weights.group_size, and return the byte offset where the
  * tensors start. */
-static size_t read_header(Transformer *t) {
+size_t read_header(Transformer *t) {
     const unsigned char *d = t->data;
     size_t size = t->file_size;
     Config *c = &t->config;
@@ -462,7 +1735,7 @@ static size_t read_header(Transformer *t) {
     return header_size;
 }
 
-static void build_transformer(Transformer *t, const char *path) {
+void build_transformer(Transformer *t, const char *path) {
     memset(t, 0, sizeof *t);
     t->path = path;
     int fd = open(path, O_RDONLY);
@@ -507,73 +1780,9 @@ static void build_transformer(Transformer *t, const char *path) {
     }
 }
 
-/* Run-state buffers start on a 64-byte boundary (a cache line), so a vector
- * load of 32 or 64 bytes never straddles two lines. calloc only promises 16. */
-static void *alloc_aligned(size_t count, size_t size) {
-    void *p = NULL;
-    size_t bytes = count * size > 0 ? count * size : 1;
-    if (posix_memalign(&p, 64, bytes) != 0) fatal("out of memory allocating %zu x %zu bytes", count, size);
-    memset(p, 0, bytes);   /* zeroed, like calloc: no uninitialised reads, ever */
-    return p;
-}
-
-static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
-
-static size_t matmul_scratch_floats(int T, int n);   /* section 3 */
-
-/* Allocate the run state and precompute the RoPE tables. */
-static void malloc_run_state(Transformer *t) {
-    const Config *c = &t->config;
-    RunState *s = &t->state;
-    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
-    size_t half = (size_t)c->head_dim / 2;
-    size_t widest = max3(dim, q_dim, hidden);
-    s->x = alloc_aligned(CHUNK * dim, sizeof(float));
-    s->xb = alloc_aligned(CHUNK * (q_dim > dim ? q_dim : dim), sizeof(float));
-    s->xb2 = alloc_aligned(CHUNK * dim, sizeof(float));
-    s->hb = alloc_aligned(CHUNK * hidden, sizeof(float));
-    s->hb2 = alloc_aligned(CHUNK * hidden, sizeof(float));
-    s->q = alloc_aligned(CHUNK * q_dim, sizeof(float));
-    s->k = alloc_aligned(CHUNK * kv_dim, sizeof(float));
-    s->v = alloc_aligned(CHUNK * kv_dim, sizeof(float));
-    s->padded_seq_len = (c->seq_len + TILE_N - 1) / TILE_N * TILE_N;
-    s->value_panels = (c->head_dim + TILE_N - 1) / TILE_N;
-    s->att = alloc_aligned((size_t)CHUNK * c->n_heads * s->padded_seq_len, sizeof(float));
-    s->logits = alloc_aligned((size_t)CHUNK * c->vocab_size, sizeof(float));
-    s->x_panels = alloc_aligned(matmul_scratch_floats(CHUNK, (int)widest), sizeof(float));
-    if (t->weights.group_size) {
-        s->xq = alloc_aligned(CHUNK * widest, sizeof(int8_t));
-        s->xq_scale = alloc_aligned(CHUNK * widest / (size_t)t->weights.group_size, sizeof(float));
-    }
-    /* the cache can be gigabytes: calloc hands out pages of zeros that the
-     * OS maps only when first written, so memory is used as the text grows */
-    size_t heads = (size_t)c->n_layers * c->n_kv_heads;
-    s->key_cache = xcalloc(heads * s->padded_seq_len * c->head_dim, sizeof(float));
-    s->value_cache = xcalloc(heads * s->padded_seq_len * s->value_panels * TILE_N, sizeof(float));
-    s->rope_cos = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
-    s->rope_sin = alloc_aligned((size_t)c->seq_len * half, sizeof(float));
-    /* RoPE rotates pair i of every head by the angle pos * freq_i, with
-     * freq_i = theta^(-2i/head_dim): fast rotation for the first pairs,
-     * slow for the last. The angles depend only on (pos, i), so compute the
-     * cosines and sines once here instead of once per token. (The float
-     * expressions are the ones llama2.c evaluates per token, so the tables
-     * hold bit-identical values.) */
-    for (int pos = 0; pos < c->seq_len; pos++) {
-        for (size_t i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-            float angle = (float)pos * freq;
-            s->rope_cos[(size_t)pos * half + i] = cosf(angle);
-            s->rope_sin[(size_t)pos * half + i] = sinf(angle);
-        }
-    }
-}
-
-static void free_transformer(Transformer *t) {
-    RunState *s = &t->state;
-    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
-    free(s->att); free(s->logits); free(s->xq); free(s->xq_scale); free(s->x_panels);
-    free(s->key_cache); free(s->value_cache); free(s->rope_cos); free(s->rope_sin);
+void free_transformer(Transformer *t) {
+    free_run_state(&t->state);
+    free_fast_state(t);
     free(t->weights.q_wq);   /* the one allocation behind all seven q_ arrays */
     if (t->has_tokenizer) tokenizer_free(&t->tokenizer);
     if (t->data) munmap(t->data, t->file_size);
@@ -581,934 +1790,12 @@ static void free_transformer(Transformer *t) {
 }
 
 /* ===========================================================================
- * 3. Kernels
+ * 13. Chat and eval
  * =========================================================================*/
-
-/* RMSNorm: out = weight * x / sqrt(mean(x^2) + eps).
- * Unlike LayerNorm it does not subtract the mean; it only rescales. */
-static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
-    float ss = 0.0f;
-    #pragma omp simd reduction(+:ss)
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
-}
-
-/* --- matmul: where the time goes -----------------------------------------
- * out = W @ x, with W of shape (d, n): d dot products of length n. Almost
- * all the time of a forward pass is spent here, and what limits it depends
- * on how many positions x holds:
- *
- *  - Generating, x is one position. Every weight is read from memory for a
- *    single multiply-add, so the speed is set by memory bandwidth: a
- *    stories110M model is 438 MB of float32 weights, and at ~50 GB/s that
- *    caps decoding near 115 tokens/s however fast the arithmetic is. int8
- *    weights (below) are a quarter of the bytes, hence up to 4x faster.
- *  - Processing a prompt, x is a chunk of T positions (section 4). Each
- *    weight, once loaded, serves T multiply-adds, and the speed is set by
- *    how fast the cores can multiply and add: the FLOP/s bound.
- *
- * Those two ceilings make the "roofline"; docs/performance.md measures both
- * on the reference machine and shows how close each path gets.
- *
- * Every output element is computed by one thread, in the same order,
- * whatever the number of threads: 1 or 16 threads give the same bits. */
-
-/* One output: the dot product of a row of W with x. `omp simd reduction`
- * lets the compiler keep 8 or 16 partial sums in one SIMD register and add
- * them up at the end (on its own it may not reorder float additions, so it
- * could not vectorize this loop). Built with -ffp-contract=fast (see the
- * Makefile), each multiply and add becomes one fused multiply-add (FMA)
- * instruction: twice the arithmetic per cycle, and one rounding instead of
- * two. */
-static float dot(const float *w, const float *x, int n) {
-    float sum = 0.0f;
-    #pragma omp simd reduction(+:sum)
-    for (int j = 0; j < n; j++) sum += w[j] * x[j];
-    return sum;
-}
-
-/* --- the register-tiled kernel: many positions at once ---------------------
- * With T positions the matmul is a matrix-matrix product, and the question
- * is how many multiply-adds each load can feed. dot() needs two loads per
- * multiply-add, so with a chunk the loads, not the FMA units, would set the
- * pace. The fix is the classic one of every fast matrix product (BLAS,
- * llm.c's CUDA kernels): keep a tile of outputs in SIMD registers, TILE_M
- * rows of W by TILE_N positions, for the whole length of the dot products.
- * Per step k the kernel loads TILE_N values of x (two vector registers) and
- * TILE_M single weights, and does TILE_M * TILE_N multiply-adds: 12 vector
- * FMAs for 2 vector loads and 6 broadcast ones, so the FMA units set the
- * pace. train.c's gemm() is built on the same kernel, with its operands
- * packed and blocked for the caches (the whole story is told there).
- * (TILE_M and TILE_N are defined in section 2: the KV cache is laid out
- * in their blocks.) */
-
-/* A matrix as the kernels read it: element (i, j) is p[i * rs + j * cs]. A
- * row-major (rows x cols) matrix is {p, cols, 1}; its transpose {p, 1, cols}. */
-typedef struct {
-    const float *p;
-    size_t rs, cs;
-} MatView;
-
-/* The tile: for r < TILE_M and j < TILE_N,
- *     c[r * c_rs + j * c_cs]  =  (or +=, without overwrite)  sum over k < kc of a_r[k] * b[k][j],
- * where a_r[k] = a[r * a_rs + k * a_ks] (row r of the left operand, read
- * with any strides) and b is a packed panel: for each k, TILE_N values side
- * by side (pack_panel()). The sums run over k in order, one multiply-add at
- * a time, so every output has the same rounding whoever computes it. The
- * loops over r and j have constant bounds: the compiler unrolls them and
- * keeps acc in registers, and `omp simd` makes the j loop one or two vector
- * instructions. `static inline`: each caller gets a copy specialised to its
- * strides (train.c's packed operands have constant ones). */
-static inline void micro_kernel(int kc, const float *a, size_t a_rs, size_t a_ks, const float *b, float *c,
-                                size_t c_rs, size_t c_cs, int overwrite) {
-    float acc[TILE_M][TILE_N];
-    for (int r = 0; r < TILE_M; r++)
-        for (int j = 0; j < TILE_N; j++) acc[r][j] = 0.0f;
-    for (int k = 0; k < kc; k++) {
-        const float *bk = b + (size_t)k * TILE_N;
-        #pragma GCC unroll 8
-        for (int r = 0; r < TILE_M; r++) {
-            float ark = a[r * a_rs + (size_t)k * a_ks];
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) acc[r][j] += ark * bk[j];
-        }
-    }
-    for (int r = 0; r < TILE_M; r++) {
-        float *cr = c + r * c_rs;
-        if (overwrite) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) cr[j * c_cs] = acc[r][j];
-        } else {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) cr[j * c_cs] += acc[r][j];
-        }
-    }
-}
-
-/* Pack rows k0..k0+kc and columns j0..j0+TILE_N of B into one panel, the
- * layout micro_kernel() reads: for each k, TILE_N values side by side.
- * Columns at or past N become 0, so the kernel needs no edge case. */
-static void pack_panel(float *dst, MatView B, int N, int k0, int kc, int j0) {
-    int cols = N - j0 < TILE_N ? N - j0 : TILE_N;
-    const float *s = B.p + (size_t)k0 * B.rs + (size_t)j0 * B.cs;
-    if (cols < TILE_N) {        /* the last panel, padded with zero columns */
-        for (int k = 0; k < kc; k++)
-            for (int j = 0; j < TILE_N; j++)
-                dst[(size_t)k * TILE_N + j] = j < cols ? s[(size_t)k * B.rs + (size_t)j * B.cs] : 0.0f;
-    } else if (B.cs == 1) {     /* B's rows are contiguous: copy a row of the panel at once */
-        for (int k = 0; k < kc; k++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)k * B.rs + j];
-        }
-    } else {                    /* B's columns are: gather a row of the panel from TILE_N columns */
-        for (int k = 0; k < kc; k++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) dst[(size_t)k * TILE_N + j] = s[(size_t)j * B.cs + (size_t)k * B.rs];
-        }
-    }
-}
-
-/* Rows of W whose outputs matmul() gathers before writing them out (below). */
-#define ROW_BLOCK (8 * TILE_M)
-
-/* Floats of scratch matmul() needs for T positions of n inputs: x as panels. */
-static size_t matmul_scratch_floats(int T, int n) {
-    return (size_t)(T + TILE_N - 1) / TILE_N * TILE_N * (size_t)n;
-}
-
-/* out (T, d) = x (T, n) @ W (d, n) transposed: row t of out is W @ (row t of x).
- *
- * For one position (generating), one row of W at a time with dot(): each
- * core then streams one contiguous block of W, which the hardware
- * prefetcher follows best. (Two or four rows per pass, interleaved,
- * streamed 12-35% fewer GB/s on the reference machine: the loads they save
- * are cheap, x sits in L1 anyway, and the prefetcher follows one long
- * stream better than several short ones; docs/performance.md.)
- *
- * For a chunk (T > 1), the tiled kernel. First x is copied into panels of
- * TILE_N positions (`scratch`, matmul_scratch_floats(T, n) floats), so the
- * kernel reads input k of TILE_N positions with one vector load. Then each
- * TILE_M rows of W, read straight from the weights (TILE_M streams, never
- * copied), meet every panel: each weight comes from memory once per chunk.
- * The kernel's tile is TILE_M outputs at TILE_N positions. out is
- * position-major, so a tile written straight into it would touch TILE_N
- * rows d floats apart; when d is a power of two those all fall in one set
- * of the L1 cache and evict each other (1024 and 2048 ran 40% slower than
- * 768). So the tiles of ROW_BLOCK rows are gathered in `block` first, then
- * copied out one position at a time. The last d % TILE_M rows go through
- * dot().
- *
- * schedule(static) hands each thread one contiguous range of rows, decided
- * before the loop starts: no scheduling traffic while it runs, and every row
- * costs the same. Measured at 2 threads: schedule(dynamic, 8) generated 25%
- * slower, guided no faster than static.
- *
- * Every output is computed by one thread, in the same order, whatever the
- * number of threads: 1 or 16 threads give the same bits. (One position and
- * a chunk add in different orders, dot()'s partial sums against the
- * kernel's running sum, so the two differ in the last bits.) */
-static void matmul(float *out, const float *x, const float *w, int n, int d, int T, float *scratch) {
-#if defined(LAMP_OPENCL) || defined(LAMP_CUDA)
-    /* A port (docs/porting.md): the same product on another device, one
-     * position at a time. Everything else stays here on the CPU. */
-    for (int t = 0; t < T; t++) device_matmul(out + (size_t)t * d, x + (size_t)t * n, w, n, d);
-    (void)scratch;
-    return;
-#endif
-    if (T == 1) {
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < d; i++) out[i] = dot(w + (size_t)i * n, x, n);
-        return;
-    }
-    int panels = (T + TILE_N - 1) / TILE_N;
-    int tiled_rows = d / TILE_M * TILE_M;
-    MatView x_columns = {x, 1, (size_t)n};   /* x transposed: (n, T) */
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static)
-        for (int p = 0; p < panels; p++) pack_panel(scratch + (size_t)p * TILE_N * n, x_columns, T, 0, n, p * TILE_N);
-        #pragma omp for schedule(static) nowait
-        for (int i0 = 0; i0 < tiled_rows; i0 += ROW_BLOCK) {
-            int rows = tiled_rows - i0 < ROW_BLOCK ? tiled_rows - i0 : ROW_BLOCK;
-            for (int p = 0; p < panels; p++) {
-                float block[TILE_N][ROW_BLOCK];   /* block[j][r]: output i0 + r at position p * TILE_N + j */
-                for (int i = 0; i < rows; i += TILE_M)
-                    micro_kernel(n, w + (size_t)(i0 + i) * n, (size_t)n, 1, scratch + (size_t)p * TILE_N * n,
-                                 &block[0][i], 1, ROW_BLOCK, 1);
-                for (int j = 0; j < TILE_N && p * TILE_N + j < T; j++)   /* positions past T were zeros */
-                    memcpy(out + (size_t)(p * TILE_N + j) * d + i0, block[j], (size_t)rows * sizeof(float));
-            }
-        }
-        #pragma omp for schedule(static)
-        for (int i = tiled_rows; i < d; i++)
-            for (int t = 0; t < T; t++) out[(size_t)t * d + i] = dot(w + (size_t)i * n, x + (size_t)t * n, n);
-    }
-}
-
-/* --- int8 matmul (Q8_0) ----------------------------------------------------
- * The weights are int8 in groups of gs, each with a float scale (QMatrix).
- * x is quantized the same way just before the matmul, so that inside a
- * group the dot product is a sum of int8 x int8 products, exact in int32:
- *
- *     sum_j w_j x_j  ~=  sum_g  ws_g * xs_g * ( sum_{j in g} wq_j * xq_j )
- *                                              \______ int32, exact ______/
- *
- * Quantizing x costs a little accuracy; in exchange the inner loop works on
- * bytes: 32 multiply-adds per 256-bit instruction instead of 8. */
-
-/* a * b + c with a single rounding where the CPU has an FMA instruction */
-#if defined(FP_FAST_FMAF) || defined(__FMA__)
-#define MADD(a, b, c) fmaf(a, b, c)
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* Quantize n floats (n a multiple of gs) in groups of gs: the rule of
- * docs/format.md 1.4, used for the weights by tools/lampfile.py and here
- * for the activations. scale = max|x| / 127, q = round(x / scale) with
- * halves away from zero, so the largest |x| maps to +-127. An all-zero
- * group gets scale 0 and zeros. A chunk's worth is split over the cores; a
- * single position is too little to be worth waking them.
- *
- * Rounding: adding +-0.5 and truncating is round-half-away-from-zero, but
- * in float it can round twice: 0.49999997f + 0.5f is 1.0f, not 0.99999997.
- * In double the sum is exact (r has 24 significant bits and |r| <= 127),
- * so this equals roundf(r), and unlike roundf (a library call unless
- * -fno-trapping-math) it vectorizes. */
-static void quantize_q8(int8_t *q, float *scale, const float *x, size_t n, int gs) {
-    long n_groups = (long)(n / (size_t)gs);
-    #pragma omp parallel for schedule(static) if (n_groups >= 512)
-    for (long g = 0; g < n_groups; g++) {
-        const float *xg = x + (size_t)g * gs;
-        int8_t *qg = q + (size_t)g * gs;
-        float max = 0.0f;
-        for (int j = 0; j < gs; j++) {
-            float a = fabsf(xg[j]);
-            max = a > max ? a : max;
-        }
-        float s = max / 127.0f;
-        scale[g] = s;
-        float divisor = s > 0.0f ? s : 1.0f;   /* an all-zero group: 0 / 1 = 0 */
-        for (int j = 0; j < gs; j++) {
-            float r = xg[j] / divisor;
-            double rounded = (double)r + (r < 0.0f ? -0.5 : 0.5);
-            rounded = rounded > 127.0 ? 127.0 : rounded < -127.0 ? -127.0 : rounded;
-            qg[j] = (int8_t)(int)rounded;   /* int conversion truncates toward zero */
-        }
-    }
-}
-
-/* The reference int8 dot product of a row (w, its scales ws) with x (xq,
- * xs), n numbers in groups of gs. The inner loop is what the compiler
- * vectorizes: int8 products summed in int32 (gcc widens the bytes to 16
- * bits and multiplies; it does not find the faster instruction sequence
- * dot_q8_avx2 uses below). isum is exact: at most gs * 127 * 127 < 2^24,
- * so (float)isum is exact too. The four partial sums acc[g % 4] keep the
- * additions from waiting on one another, and fix the order of the float
- * arithmetic so that dot_q8_avx2 can compute the same four at once and give
- * the same bits. */
-static float dot_q8(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int g = 0; g < n / gs; g++) {
-        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
-        int32_t isum = 0;
-        #pragma omp simd reduction(+:isum)
-        for (int j = 0; j < gs; j++) isum += (int32_t)wg[j] * (int32_t)xg[j];
-        acc[g % 4] = MADD((float)isum, ws[g] * xs[g], acc[g % 4]);
-    }
-    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-#ifdef HAVE_AVX2_KERNEL
-/* A worked example of porting a loop to one CPU family: dot_q8 with AVX2
- * intrinsics (x86 since 2013). Compilers do not find this sequence on their
- * own: `gcc -S` shows dot_q8's inner loop widening the bytes to 16 bits
- * (vpmovsxbw), multiplying (vpmullw), widening to 32 (vpmovsxwd) and adding,
- * about twice the instructions per byte. With it, one core generates 1.9x
- * and processes a prompt 3.6x faster (stories110M, tools/bench_variants.sh).
- * tests/test_forward.c checks it returns the same bits as dot_q8.
- *
- * The trick: x86 has no signed x signed byte multiply, only vpmaddubsw,
- * unsigned x signed, which multiplies 32 byte pairs and adds neighbours into
- * 16 int16. Move the sign of x onto w, |x| * (w * sign(x)) = w * x, and
- * both fit: |x| <= 127 as unsigned, w * sign(x) in [-127, 127], and a pair
- * sums to at most 2 * 127 * 127 = 32258 < 32767, so nothing saturates.
- * vpmaddwd with ones then adds neighbouring int16 into 8 int32, and
- * those into the running sum. */
-static inline __m256i dot32_i8(__m256i sum, __m256i w, __m256i x) {
-    __m256i x_abs = _mm256_sign_epi8(x, x);          /* |x| */
-    __m256i w_signed = _mm256_sign_epi8(w, x);       /* w * sign(x) (0 where x = 0) */
-#if defined(__AVXVNNI__)
-    /* CPUs with AVX-VNNI (Zen 4 and 5, Intel since Alder Lake) do the three
-     * steps below in one instruction, vpdpbusd: prompts 1.15x faster here
-     * (generating, limited by memory, gains nothing) */
-    return _mm256_dpbusd_avx_epi32(sum, x_abs, w_signed);
-#else
-    __m256i pairs = _mm256_maddubs_epi16(x_abs, w_signed);          /* 16 x int16 */
-    return _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));  /* 8 x int32 */
-#endif
-}
-
-/* Software prefetch: ask for the weights this many bytes ahead of the ones
- * being multiplied. Generating a token streams the int8 weights from memory,
- * and the hardware prefetcher alone leaves the memory bus idle part of the
- * time: in a microbenchmark one thread read 25-28 GB/s without this and
- * 37-39 with it (the bound is ~40); one thread generates 1.16x faster.
- * Prefetching past the end of the matrix is harmless: it never faults. */
-#define PREFETCH_AHEAD 8192
-
-static inline float dot_q8_avx2_body(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n,
-                                     int gs) {
-    int n_groups = n / gs, g = 0;
-    __m128 acc = _mm_setzero_ps();   /* lane k holds dot_q8's acc[k] */
-    for (; g + 4 <= n_groups; g += 4) {   /* four groups at a time */
-        __m256i sums[4];
-        for (int k = 0; k < 4; k++) {
-            const int8_t *wg = w + (size_t)(g + k) * gs, *xg = x + (size_t)(g + k) * gs;
-            _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
-            __m256i s = _mm256_setzero_si256();
-            for (int j = 0; j < gs; j += 32)
-                s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
-            sums[k] = s;
-        }
-        /* add up each group's 8 lanes, all four groups at once: after the
-         * three horizontal adds, lane k of each 128-bit half holds half of
-         * group g + k's sum */
-        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
-        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g), _mm_loadu_ps(xs + g));
-        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);   /* = MADD of dot_q8, lane by lane */
-    }
-    float lanes[4];
-    _mm_storeu_ps(lanes, acc);
-    for (; g < n_groups; g++) {   /* the last n_groups % 4 groups, as dot_q8 does them */
-        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
-        _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
-        __m256i s = _mm256_setzero_si256();
-        for (int j = 0; j < gs; j += 32)
-            s = dot32_i8(s, _mm256_loadu_si256((const __m256i *)(wg + j)), _mm256_loadu_si256((const __m256i *)(xg + j)));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        s4 = _mm_hadd_epi32(s4, s4);
-        s4 = _mm_hadd_epi32(s4, s4);
-        lanes[g % 4] = MADD((float)_mm_cvtsi128_si32(s4), ws[g] * xs[g], lanes[g % 4]);
-    }
-    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-}
-
-/* The common group sizes get their own copy of the loop, compiled with gs a
- * constant: the compiler then unrolls the 32-byte steps of a group and the
- * four groups of a step completely, and keeps the sums in registers (1.6x
- * faster to process a prompt, 1.03x to generate, on the reference machine). */
-static float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
-    switch (gs) {
-    case 32: return dot_q8_avx2_body(w, ws, x, xs, n, 32);
-    case 64: return dot_q8_avx2_body(w, ws, x, xs, n, 64);
-    case 128: return dot_q8_avx2_body(w, ws, x, xs, n, 128);
-    default:
-        if (gs % 32 != 0) return dot_q8(w, ws, x, xs, n, gs);   /* groups of whole 32-byte vectors only */
-        return dot_q8_avx2_body(w, ws, x, xs, n, gs);
-    }
-}
-#define DOT_Q8 dot_q8_avx2
-#else
-#define DOT_Q8 dot_q8
-#endif
-
-/* out (T, d) = x (T, n) @ W (d, n) transposed, W and x in int8 groups.
- * One row at a time, against every position of the chunk while the row
- * (n bytes) sits in L1: each weight comes from memory once per chunk. */
-static void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws,
-                      int n, int d, int T, int gs) {
-    size_t groups = (size_t)(n / gs);   /* per row */
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < d; i++) {
-        const int8_t *row = wq + (size_t)i * n;
-        const float *row_scales = ws + (size_t)i * groups;
-        for (int t = 0; t < T; t++)
-            out[(size_t)t * d + i] = DOT_Q8(row, row_scales, xq + (size_t)t * n, xs + (size_t)t * groups, n, gs);
-    }
-}
-
-/* A weight matrix (d, n) as the forward pass hands it to linear(). */
-typedef struct {
-    const float *f;     /* float32 weights, or NULL when the matrix is int8 */
-    const int8_t *q;    /* int8 values */
-    const float *s;     /* their scales, one per group */
-    int group_size;
-} Mat;
-
-/* Matrix l of a stack of per-layer matrices of `size` elements each. */
-static Mat layer_matrix(const Weights *w, const float *f, const QMatrix *q, size_t l, size_t size) {
-    Mat m = {NULL, NULL, NULL, w->group_size};
-    if (w->group_size) {
-        m.q = q[l].q;
-        m.s = q[l].s;
-    } else {
-        m.f = f + l * size;
-    }
-    return m;
-}
-
-/* out (T, d) = x (T, n) through the linear layer W, float32 or int8 (then
- * x is quantized on the fly, into the run state's scratch). The name is
- * PyTorch's, nn.Linear, with no bias. */
-static void linear(float *out, const float *x, Mat w, int n, int d, int T, RunState *s) {
-    if (w.f) {
-        matmul(out, x, w.f, n, d, T, s->x_panels);
-        return;
-    }
-    quantize_q8(s->xq, s->xq_scale, x, (size_t)T * n, w.group_size);
-    matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, T, w.group_size);
-}
-
-/* Row `token` of the embedding table into out. An int8 table is
- * dequantized one row at a time, here: never as a whole (a float32 copy
- * of a 32000 x 4096 table would be 500 MB). */
-static void embed(float *out, const Weights *w, int token, int dim) {
-    size_t start = (size_t)token * dim;
-    if (!w->group_size) {
-        memcpy(out, w->token_embedding + start, (size_t)dim * sizeof(float));
-        return;
-    }
-    const int8_t *q = w->q_token_embedding.q + start;
-    const float *s = w->q_token_embedding.s + start / (size_t)w->group_size;
-    for (int i = 0; i < dim; i++) out[i] = (float)q[i] * s[i / w->group_size];
-}
-
-/* RoPE (rotary position embedding): rotate each pair (v[2i], v[2i+1]) of
- * every head by the angle pos * freq_i:
- *     v'[2i]   = v[2i] cos - v[2i+1] sin
- *     v'[2i+1] = v[2i] sin + v[2i+1] cos
- * After this, the dot product of a query at position m with a key at
- * position n depends only on m - n: attention sees relative positions. */
-static void rope(float *vec, int n_heads, int head_dim, const float *cos_row, const float *sin_row) {
-    for (int h = 0; h < n_heads; h++) {
-        float *v = vec + (size_t)h * head_dim;
-        for (int i = 0; i < head_dim / 2; i++) {
-            float v0 = v[2 * i], v1 = v[2 * i + 1];
-            v[2 * i] = v0 * cos_row[i] - v1 * sin_row[i];
-            v[2 * i + 1] = v0 * sin_row[i] + v1 * cos_row[i];
-        }
-    }
-}
-
-/* softmax in place: x_i = exp(x_i - max) / sum_j exp(x_j - max).
- * Subtracting the max changes nothing mathematically and keeps exp() from
- * overflowing. */
-static void softmax(float *x, int n) {
-    float max = x[0];
-    for (int i = 1; i < n; i++) if (x[i] > max) max = x[i];
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++) x[i] /= sum;
-}
-
-/* Where layer l's kv head g keeps its keys and values (layout: section 2). */
-static float *keys_of(const Transformer *t, int l, int g) {
-    const RunState *s = &t->state;
-    size_t head = (size_t)l * t->config.n_kv_heads + g;
-    return s->key_cache + head * s->padded_seq_len * t->config.head_dim;
-}
-static float *values_of(const Transformer *t, int l, int g) {
-    const RunState *s = &t->state;
-    size_t head = (size_t)l * t->config.n_kv_heads + g;
-    return s->value_cache + head * s->padded_seq_len * s->value_panels * TILE_N;
-}
-
-/* Attention for the n positions pos .. pos + n - 1 of a chunk, in layer l.
- * Each query head h of the position p = pos + i looks at the keys of every
- * position t <= p (causal):
- *     score_t = q_h . k_t / sqrt(head_dim),  a = softmax(score),
- *     out_h   = sum_t a_t v_t
- * The chunk's own keys and values are already in the cache, so position p
- * sees the earlier positions of its chunk, itself, and none after it.
- * With grouped-query attention, n_heads / n_kv_heads query heads share one
- * key/value head: query head h reads kv head h / (n_heads / n_kv_heads).
- *
- * attend_one() computes it for one query (position i of the chunk, head h).
- * The cache's layout (section 2) lets it work on TILE_N keys at a time: in a
- * block, element d of TILE_N consecutive keys sits side by side, so
- *     score[j] += q[d] * key_block[d][j]      for j < TILE_N
- * is one or two vector multiply-adds, and the sum over d needs no
- * horizontal adds at the end. The weighted sum of values is the same kind
- * of loop, on a panel of TILE_N elements of every value. (Keys stored row
- * by row, a dot product and a horizontal sum per key, attention took 3.1x
- * as long in a 403-token stories110M prompt as with these blocks and the
- * tiled path below: 175 against 57 ms, perf, one thread.) */
-static void attend_one(const Transformer *t, int l, int pos, int i, int h) {
-    const Config *c = &t->config;
-    const RunState *s = &t->state;
-    int head_dim = c->head_dim, q_dim = c->n_heads * head_dim, g = h / (c->n_heads / c->n_kv_heads);
-    float scale = 1.0f / sqrtf((float)head_dim);
-    int last = pos + i;   /* the position of this query: it sees keys 0 .. last */
-    const float *q = s->q + (size_t)i * q_dim + (size_t)h * head_dim;
-    const float *keys = keys_of(t, l, g), *values = values_of(t, l, g);
-    float *att = s->att + ((size_t)i * c->n_heads + h) * s->padded_seq_len;
-    for (int p0 = 0; p0 <= last; p0 += TILE_N) {   /* scores, a block of TILE_N keys at a time */
-        const float *key_block = keys + (size_t)p0 * head_dim;
-        float score[TILE_N] = {0};
-        for (int d = 0; d < head_dim; d++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) score[j] += q[d] * key_block[(size_t)d * TILE_N + j];
-        }
-        for (int j = 0; j < TILE_N && p0 + j <= last; j++) att[p0 + j] = score[j] * scale;
-    }
-    softmax(att, last + 1);
-    float *out = s->xb + (size_t)i * q_dim + (size_t)h * head_dim;
-    for (int panel = 0; panel < s->value_panels; panel++) {   /* out = sum_t a_t v_t, TILE_N elements at a time */
-        const float *v = values + (size_t)panel * s->padded_seq_len * TILE_N;
-        float sum[TILE_N] = {0};
-        for (int p = 0; p <= last; p++) {
-            #pragma omp simd
-            for (int j = 0; j < TILE_N; j++) sum[j] += att[p] * v[(size_t)p * TILE_N + j];
-        }
-        int width = head_dim - panel * TILE_N < TILE_N ? head_dim - panel * TILE_N : TILE_N;
-        memcpy(out + panel * TILE_N, sum, (size_t)width * sizeof(float));
-    }
-}
-
-/* For a chunk, the same sums as two matrix products, TILE_M positions of
- * one head at a time, on the matmul's tiled kernel:
- *     S = Q Kᵀ      (TILE_M, keys)    a key block is exactly a panel the kernel reads
- *     P = softmax of each row of S / sqrt(head_dim), over the keys the row may see
- *     O = P V       (TILE_M, head_dim), one value panel at a time
- * In a tile, row r may see keys 0 .. pos + i0 + r. The kernel computes the
- * scores of the tile's last row for every row, and the softmax leaves the
- * ones a row may not see at zero, so they add nothing to O. Each output is
- * the same sum, in the same order, as attend_one() computes: a prompt fed
- * in chunks or token by token gives the same bits here.
- *
- * The rows a chunk leaves over (n % TILE_M) and the chunk of one token go
- * through attend_one(). The (tile, head) pairs are independent; later tiles
- * see more keys, so OpenMP deals them out round-robin (static, 1), a fair
- * share of both to every core. */
-static void attention(Transformer *t, int l, int pos, int n) {
-    const Config *c = &t->config;
-    RunState *s = &t->state;
-    int head_dim = c->head_dim, n_heads = c->n_heads, q_dim = n_heads * head_dim;
-    int kv_mul = n_heads / c->n_kv_heads, tiles = n / TILE_M;
-    size_t row_stride = (size_t)n_heads * s->padded_seq_len;   /* from one position's scores to the next's */
-    float scale = 1.0f / sqrtf((float)head_dim);
-    #pragma omp parallel
-    {
-        #pragma omp for collapse(2) schedule(static, 1) nowait
-        for (int tile = 0; tile < tiles; tile++) {
-            for (int h = 0; h < n_heads; h++) {
-                int i0 = tile * TILE_M, seen = pos + i0 + TILE_M;   /* keys the tile's last row sees */
-                const float *keys = keys_of(t, l, h / kv_mul), *values = values_of(t, l, h / kv_mul);
-                const float *q = s->q + (size_t)i0 * q_dim + (size_t)h * head_dim;
-                float *att = s->att + ((size_t)i0 * n_heads + h) * s->padded_seq_len;
-                for (int p0 = 0; p0 < seen; p0 += TILE_N)   /* S = Q Kᵀ */
-                    micro_kernel(head_dim, q, (size_t)q_dim, 1, keys + (size_t)p0 * head_dim, att + p0, row_stride, 1, 1);
-                for (int r = 0; r < TILE_M; r++) {          /* P = softmax(S / sqrt(head_dim)), causal */
-                    float *row = att + r * row_stride;
-                    int visible = pos + i0 + r + 1;
-                    for (int k = 0; k < visible; k++) row[k] *= scale;
-                    softmax(row, visible);
-                    for (int k = visible; k < seen; k++) row[k] = 0.0f;
-                }
-                for (int panel = 0; panel < s->value_panels; panel++) {   /* O = P V */
-                    float tile_out[TILE_M * TILE_N];
-                    micro_kernel(seen, att, row_stride, 1, values + (size_t)panel * s->padded_seq_len * TILE_N,
-                                 tile_out, TILE_N, 1, 1);
-                    float *out = s->xb + (size_t)i0 * q_dim + (size_t)h * head_dim + (size_t)panel * TILE_N;
-                    int width = head_dim - panel * TILE_N < TILE_N ? head_dim - panel * TILE_N : TILE_N;
-                    for (int r = 0; r < TILE_M; r++)   /* a head narrower than the panel keeps its part */
-                        memcpy(out + (size_t)r * q_dim, tile_out + r * TILE_N, (size_t)width * sizeof(float));
-                }
-            }
-        }
-        #pragma omp for collapse(2) schedule(static, 1)
-        for (int i = tiles * TILE_M; i < n; i++)
-            for (int h = 0; h < n_heads; h++) attend_one(t, l, pos, i, h);
-    }
-}
-
-/* SwiGLU: h = silu(gate) * up, with silu(x) = x * sigmoid(x) = x / (1 + e^-x).
- * The gate decides, per hidden unit, how much of `up` passes through. A
- * chunk's worth of exp() is split over the cores. */
-static void swiglu(float *gate, const float *up, int n) {
-    #pragma omp parallel for schedule(static) if (n >= 32768)
-    for (int i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
-    }
-}
-
-/* ===========================================================================
- * 4. The forward pass: a chunk of tokens in, logits for the next out
- * =========================================================================*/
-
-enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
-
-/* Feed n tokens (1 <= n <= CHUNK) at positions pos .. pos + n - 1; their
- * keys and values join the KV cache. Returns the logits: of the last
- * position (LOGITS_LAST), of every position, one row of vocab_size each
- * (LOGITS_ALL, for eval), or none (LOGITS_NONE).
- *
- * The n positions go through the layers together, as the rows of a matrix
- * (x is n x dim): every matmul then reads each weight once for all of them
- * instead of once per position. That is why a prompt is processed many
- * times faster than tokens are generated one by one (a new token needs the
- * previous one, so generating is always the chunk of one). The classifier,
- * a quarter of a small model's weights, runs only for the positions whose
- * logits are wanted: for a prompt, only the last. */
-static float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logits_wanted) {
-    const Config *c = &t->config;
-    const Weights *w = &t->weights;
-    RunState *s = &t->state;
-    int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
-    int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
-    size_t half = (size_t)head_dim / 2;
-    if (n < 1 || n > CHUNK || pos < 0 || pos + n > c->seq_len)
-        fatal("forward: %d tokens at position %d do not fit (chunk %d, context %d)", n, pos, CHUNK, c->seq_len);
-
-    /* each token's embedding starts its row of the residual stream */
-    for (int i = 0; i < n; i++) embed(s->x + (size_t)i * dim, w, tokens[i], dim);
-
-    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
-        Mat wq = layer_matrix(w, w->wq, w->q_wq, l, (size_t)q_dim * dim);
-        Mat wk = layer_matrix(w, w->wk, w->q_wk, l, (size_t)kv_dim * dim);
-        Mat wv = layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim);
-        Mat wo = layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim);
-        Mat w1 = layer_matrix(w, w->w1, w->q_w1, l, (size_t)hidden_dim * dim);
-        Mat w2 = layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim);
-        Mat w3 = layer_matrix(w, w->w3, w->q_w3, l, (size_t)hidden_dim * dim);
-
-        /* --- attention block: x = x + wo @ attention(rope(wq @ n), rope(wk @ n), wv @ n),
-         *     with n = rmsnorm(x), for every row */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_att_weight + l * dim, dim, c->norm_eps);
-        linear(s->q, s->xb, wq, dim, q_dim, n, s);
-        linear(s->k, s->xb, wk, dim, kv_dim, n, s);
-        linear(s->v, s->xb, wv, dim, kv_dim, n, s);
-        for (int i = 0; i < n; i++) {
-            const float *cos_row = s->rope_cos + (size_t)(pos + i) * half;
-            const float *sin_row = s->rope_sin + (size_t)(pos + i) * half;
-            rope(s->q + (size_t)i * q_dim, c->n_heads, head_dim, cos_row, sin_row);
-            rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, head_dim, cos_row, sin_row);
-        }
-        /* the chunk's keys and values join the cache at positions
-         * pos .. pos + n - 1 (its layout: section 2) */
-        for (int g = 0; g < c->n_kv_heads; g++) {
-            float *keys = keys_of(t, (int)l, g), *values = values_of(t, (int)l, g);
-            for (int i = 0; i < n; i++) {
-                int p = pos + i;
-                const float *k = s->k + (size_t)i * kv_dim + (size_t)g * head_dim;
-                const float *v = s->v + (size_t)i * kv_dim + (size_t)g * head_dim;
-                float *key_block = keys + (size_t)(p / TILE_N) * TILE_N * head_dim;
-                for (int d = 0; d < head_dim; d++) {
-                    key_block[(size_t)d * TILE_N + p % TILE_N] = k[d];
-                    values[((size_t)(d / TILE_N) * s->padded_seq_len + p) * TILE_N + d % TILE_N] = v[d];
-                }
-            }
-        }
-        attention(t, (int)l, pos, n);                       /* -> s->xb (n, q_dim) */
-        linear(s->xb2, s->xb, wo, q_dim, dim, n, s);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
-
-        /* --- feed-forward block: x = x + w2 @ (silu(w1 @ n) * (w3 @ n)),
-         *     with n = rmsnorm(x) */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
-        linear(s->hb, s->xb, w1, dim, hidden_dim, n, s);
-        linear(s->hb2, s->xb, w3, dim, hidden_dim, n, s);
-        swiglu(s->hb, s->hb2, n * hidden_dim);
-        linear(s->xb2, s->hb, w2, hidden_dim, dim, n, s);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
-    }
-    if (logits_wanted == LOGITS_NONE) return NULL;
-
-    /* final norm, then the classifier: one logit per vocabulary entry, for
-     * the rows that want them */
-    int first = logits_wanted == LOGITS_ALL ? 0 : n - 1;
-    float *rows = s->x + (size_t)first * dim;
-    for (int i = 0; i < n - first; i++)
-        rmsnorm(rows + (size_t)i * dim, rows + (size_t)i * dim, w->rms_final_weight, dim, c->norm_eps);
-    Mat wcls = layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
-    linear(s->logits, rows, wcls, dim, c->vocab_size, n - first, s);
-    return s->logits;
-}
-
-/* One token at position pos -> the logits for the next one (vocab_size). */
-static float *forward(Transformer *t, int token, int pos) {
-    return forward_chunk(t, &token, 1, pos, LOGITS_LAST);
-}
-
-/* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn), a
- * chunk at a time; returns the logits after the last one. */
-static float *prefill(Transformer *t, const int *tokens, int n, int pos) {
-    float *logits = NULL;
-    for (int done = 0; done < n; done += CHUNK) {
-        int m = n - done < CHUNK ? n - done : CHUNK;
-        logits = forward_chunk(t, tokens + done, m, pos + done, done + m == n ? LOGITS_LAST : LOGITS_NONE);
-    }
-    return logits;
-}
-
-/* ===========================================================================
- * 5. The sampler: logits -> next token
- * =========================================================================*/
-
-/* xorshift* (Marsaglia / Vigna), the generator llama2.c uses, so a given
- * seed draws the same numbers here as there. The state must not be 0. */
-static uint32_t random_u32(uint64_t *state) {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return (uint32_t)((*state * 0x2545F4914F6CDD1DULL) >> 32);
-}
-/* a float in [0, 1) with 24 random bits */
-static float random_f32(uint64_t *state) { return (float)(random_u32(state) >> 8) / 16777216.0f; }
-
-typedef struct {
-    float prob;
-    int index;
-} ProbIndex;
-
-typedef struct {
-    int vocab_size;
-    float temperature;  /* 0 = greedy */
-    float topp;         /* nucleus sampling; 0 or 1 = off */
-    int topk;           /* keep the k most likely tokens; 0 = off */
-    uint64_t rng_state;
-    ProbIndex *candidates; /* (vocab_size) scratch for top-p / top-k */
-} Sampler;
-
-static void build_sampler(Sampler *s, int vocab_size, float temperature, float topp, int topk, uint64_t seed) {
-    s->vocab_size = vocab_size;
-    s->temperature = temperature;
-    s->topp = topp;
-    s->topk = topk;
-    s->rng_state = seed;
-    s->candidates = xmalloc((size_t)vocab_size * sizeof(ProbIndex));
-}
-
-static void free_sampler(Sampler *s) { free(s->candidates); }
-
-static int sample_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* Draw from the distribution p: walk the cumulative sum until it passes coin. */
-static int sample_mult(const float *p, int n, float coin) {
-    float cdf = 0.0f;
-    for (int i = 0; i < n; i++) {
-        cdf += p[i];
-        if (coin < cdf) return i;
-    }
-    return n - 1; /* in case of rounding errors */
-}
-
-/* most probable first; equal probabilities keep the lower token id first */
-static int compare_prob_desc(const void *a, const void *b) {
-    const ProbIndex *x = a, *y = b;
-    if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
-}
-
-/* Draw from the first n candidates (sorted), cut at the smallest prefix whose
- * probability exceeds `mass` (all of them if none does). */
-static int sample_sorted_prefix(const ProbIndex *cand, int n, float mass, float coin) {
-    float cumulative = 0.0f;
-    int last = n - 1;
-    for (int i = 0; i < n; i++) {
-        cumulative += cand[i].prob;
-        if (cumulative > mass) { last = i; break; }
-    }
-    float r = coin * cumulative;   /* the kept tokens' mass, so no renormalising */
-    float cdf = 0.0f;
-    for (int i = 0; i <= last; i++) {
-        cdf += cand[i].prob;
-        if (r < cdf) return cand[i].index;
-    }
-    return cand[last].index;
-}
-
-/* Top-p ("nucleus") sampling: sample only from the smallest set of tokens
- * whose probabilities add up to more than p, so the long tail of unlikely
- * tokens can never be picked. Tokens below (1 - p) / (n - 1) cannot be in
- * that set, so they are dropped before sorting — as llama2.c does. */
-static int sample_topp(const float *p, int n, float topp, ProbIndex *cand, float coin) {
-    int n0 = 0;
-    const float cutoff = (1.0f - topp) / (float)(n - 1);
-    for (int i = 0; i < n; i++)
-        if (p[i] >= cutoff) cand[n0++] = (ProbIndex){p[i], i};
-    qsort(cand, (size_t)n0, sizeof(ProbIndex), compare_prob_desc);
-    return sample_sorted_prefix(cand, n0, topp, coin);
-}
-
-/* Top-k: keep the k most probable tokens, then (if top-p is on) the top-p
- * subset of those, measured on their renormalised probabilities. */
-static int sample_topk(const float *p, int n, int k, float topp, ProbIndex *cand, float coin) {
-    for (int i = 0; i < n; i++) cand[i] = (ProbIndex){p[i], i};
-    qsort(cand, (size_t)n, sizeof(ProbIndex), compare_prob_desc);
-    float mass = 0.0f;
-    for (int i = 0; i < k; i++) mass += cand[i].prob;
-    float keep = (topp > 0.0f && topp < 1.0f) ? topp * mass : 2.0f; /* 2 > any mass: keep all k */
-    return sample_sorted_prefix(cand, k, keep, coin);
-}
-
-/* logits -> token id. Temperature divides the logits before the softmax:
- * below 1 it sharpens the distribution, above 1 it flattens it, and 0 means
- * always take the most likely token. Exactly one random number is drawn per
- * sampled token (as in llama2.c), so a seed replays a whole story. */
-static int sample(Sampler *s, float *logits) {
-    int n = s->vocab_size;
-    if (s->temperature == 0.0f) return sample_argmax(logits, n);
-    for (int i = 0; i < n; i++) logits[i] /= s->temperature;
-    softmax(logits, n);
-    float coin = random_f32(&s->rng_state);
-    if (s->topk > 0 && s->topk < n) return sample_topk(logits, n, s->topk, s->topp, s->candidates, coin);
-    if (s->topp > 0.0f && s->topp < 1.0f) return sample_topp(logits, n, s->topp, s->candidates, coin);
-    return sample_mult(logits, n, coin);
-}
-
-/* ===========================================================================
- * 6. Generate, chat and eval
- * =========================================================================*/
-
-static double time_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Does `token` end the text? lamp files name their own EOS (and a BOS in the
- * middle of a text means a new document begins). llama2.c's checkpoints are
- * TinyStories-style: a BOS before every story and no EOS, so llama2.c stops
- * on BOS only; we do the same for its files so the same seed prints the
- * same story. */
-static int is_stop_token(const Transformer *t, int token) {
-    if (t->format != FORMAT_LAMP) return token == t->config.bos_id;
-    return token == t->config.eos_id || token == t->config.bos_id;
-}
-
-typedef struct {
-    int verbose;
-    double load_seconds;
-} RunInfo;
-
-static void print_token_ids(const char *label, const int *ids, int n) {
-    fprintf(stderr, "%s (%d):", label, n);
-    for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
-    fputc('\n', stderr);
-}
-
-/* Generate: feed the prompt, then sample up to `steps` new tokens, printing
- * each as it comes. steps = 0 means until the context is full. */
-static void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prompt, int steps,
-                     const RunInfo *info) {
-    const Config *c = &t->config;
-    int n_prompt;
-    int *prompt_ids = tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &n_prompt);
-    if (n_prompt == 0) fatal("the tokenizer has no BOS token, so an empty prompt cannot start a text");
-    if (n_prompt > c->seq_len)
-        fatal("the prompt is %d tokens but the model's context is %d (seq_len); shorten the prompt",
-              n_prompt, c->seq_len);
-    /* positions used: the prompt, then one per generated token except the last */
-    int max_new = c->seq_len - n_prompt + 1;
-    if (steps <= 0 || steps > max_new) steps = max_new;
-    int *generated = xmalloc((size_t)steps * sizeof(int));
-    int n_generated = 0;
-
-    /* Echo the prompt (its first piece follows BOS, so decode drops the
-     * dummy-prefix space), then run it through the model in chunks: one
-     * prefill gives the logits of the first new token. */
-    Utf8Printer printer = {0};
-    for (int i = 1; i < n_prompt; i++) {
-        size_t len;
-        const char *piece = tokenizer_decode(tok, prompt_ids[i - 1], prompt_ids[i], &len);
-        utf8_print(&printer, piece, len, stdout);
-    }
-    fflush(stdout);
-    double start = time_now();
-    float *logits = prefill(t, prompt_ids, n_prompt, 0);
-    double prompt_done = time_now();
-
-    /* Then the model continues it, one token at a time: sample, print, feed
-     * the new token back in at the next position. */
-    int token = prompt_ids[n_prompt - 1];
-    int pos = n_prompt;
-    while (n_generated < steps) {
-        int next = sample(sampler, logits);
-        generated[n_generated++] = next;
-        if (is_stop_token(t, next)) break;
-        size_t len;
-        const char *piece = tokenizer_decode(tok, token, next, &len);
-        utf8_print(&printer, piece, len, stdout);
-        fflush(stdout);
-        token = next;
-        if (n_generated == steps) break;    /* the last token is printed, never fed */
-        logits = forward(t, token, pos++);
-    }
-    utf8_flush(&printer, stdout);
-    printf("\n");
-    fflush(stdout);
-    double end = time_now();
-    /* Speed. The prompt phase gives the logits of the first new token; the
-     * decode phase is the rest. */
-    double prompt_s = prompt_done - start, decode_s = end - prompt_done;
-    fprintf(stderr, "load %.0f ms | prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s\n",
-            info->load_seconds * 1e3, n_prompt, prompt_s > 0 ? n_prompt / prompt_s : 0.0,
-            n_generated, (n_generated > 1 && decode_s > 0) ? (n_generated - 1) / decode_s : 0.0);
-    if (info->verbose) {
-        print_token_ids("prompt ids", prompt_ids, n_prompt);
-        print_token_ids("generated ids", generated, n_generated);
-    }
-    free(generated);
-    free(prompt_ids);
-}
 
 /* Read one line from stdin into *line (growing it as needed), without the
  * newline. Returns 0 at end of input. */
-static int read_line(const char *question, char **line, size_t *cap) {
+int read_line(const char *question, char **line, size_t *cap) {
     fputs(question, stdout);
     fflush(stdout);
     ssize_t got = getline(line, cap, stdin);
@@ -1521,7 +1808,7 @@ static int read_line(const char *question, char **line, size_t *cap) {
  * template, [INST] ... [/INST], with the system prompt inside <<SYS>> tags in
  * the first turn. The whole conversation stays in the KV cache, so each turn
  * runs only its own new tokens through the model. */
-static void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_prompt,
+void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_prompt,
                  const char *system_prompt, int max_reply, const RunInfo *info) {
     const Config *c = &t->config;
     char *user = NULL, *system = NULL;
@@ -1567,7 +1854,7 @@ static void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *f
             memmove(ids + 1, ids, (size_t)n_ids * sizeof(int));
             ids[0] = c->eos_id;
         }
-        float *logits = prefill(t, ids, n_feed, pos);   /* the whole turn, a chunk at a time */
+        float *logits = feed_tokens(t, ids, n_feed, pos);   /* the whole turn */
         pos += n_feed;
         free(ids);
         ended_with_eos = 0;
@@ -1586,7 +1873,7 @@ static void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *f
             n_reply++;
             n_new_tokens++;
             if (pos >= c->seq_len) break;           /* no room left to feed it back */
-            logits = forward(t, next, pos++);
+            logits = feed_tokens(t, &next, 1, pos++);
             if (max_reply > 0 && n_reply >= max_reply) break;
         }
         utf8_flush(&printer, stdout);
@@ -1614,7 +1901,7 @@ done:
  * compress the text. */
 
 /* -log softmax(logits)[target], with the sum of exponentials in double. */
-static double token_nll(const float *logits, int vocab_size, int target) {
+double token_nll(const float *logits, int vocab_size, int target) {
     float max = logits[0];
     for (int i = 1; i < vocab_size; i++) if (logits[i] > max) max = logits[i];
     double sum = 0.0;
@@ -1625,10 +1912,12 @@ static double token_nll(const float *logits, int vocab_size, int target) {
 /* Sum of the NLL of tokens[1 .. n-1], each predicted from the tokens before
  * it, starting from an empty cache at position 0 (n <= seq_len). tokens[0]
  * is context only. The last token is never fed in: nothing follows it. */
-static double sequence_nll(Transformer *t, const int *tokens, int n) {
+double sequence_nll(Transformer *t, const int *tokens, int n) {
     const Config *c = &t->config;
     double *nll = xmalloc((size_t)(n > 1 ? n - 1 : 1) * sizeof(double));
-    for (int start = 0; start < n - 1; start += CHUNK) {
+    for (int i = 0; i < n - 1 && !t->fast; i++)   /* the reference path: one token at a time */
+        nll[i] = token_nll(forward(t, tokens[i], i), c->vocab_size, tokens[i + 1]);
+    for (int start = 0; start < n - 1 && t->fast; start += CHUNK) {   /* the fast path: all logits of a chunk */
         int m = n - 1 - start < CHUNK ? n - 1 - start : CHUNK;
         const float *logits = forward_chunk(t, tokens + start, m, start, LOGITS_ALL);
         #pragma omp parallel for schedule(static)
@@ -1655,7 +1944,7 @@ static double sequence_nll(Transformer *t, const int *tokens, int n) {
  *  - mean NLL = total NLL / tokens scored; perplexity = exp(mean NLL);
  *    bits per byte = total NLL / ln 2 / bytes, counting the bytes of the
  *    documents (not the blank lines between them). */
-static void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *info) {
+void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *info) {
     const Config *c = &t->config;
     FILE *f = fopen(path, "rb");
     if (!f) fatal("cannot open %s: %s", path, strerror(errno));
@@ -1701,13 +1990,13 @@ static void eval_file(Transformer *t, Tokenizer *tok, const char *path, const Ru
 }
 
 /* ===========================================================================
- * 7. The command line
+ * 14. The command line
  * =========================================================================*/
 #ifndef RUN_NO_MAIN
 
 #define DEFAULT_MODEL "models/stories.lamp"
 
-static void print_usage(FILE *out) {
+void print_usage(FILE *out) {
     fprintf(out,
         "usage: run [MODEL] [options]\n"
         "  MODEL      a lamp model (.lamp, float32 or int8) or a llama2.c checkpoint\n"
@@ -1725,6 +2014,8 @@ static void print_usage(FILE *out) {
         "  -f FILE    eval: the text file; documents are separated by blank lines [none]\n"
         "  -y STRING  chat: system prompt; when absent, chat asks for one [none]\n"
         "  --threads N  threads for matmul and attention [OMP_NUM_THREADS, else the physical cores]\n"
+        "  --reference  run Part I of run.c only: the plain forward pass, one token at a\n"
+        "             time, plain KV cache and matmul (slow; the reference the fast path is checked against)\n"
         "  -v         verbose: print the seed, the token ids and timing on stderr\n"
         "  -h         this help\n"
         "The text goes to stdout; load time and tokens per second to stderr.\n"
@@ -1734,7 +2025,7 @@ static void print_usage(FILE *out) {
 
 /* Strict number parsing: the whole string must be a number in range, or the
  * program stops with a message naming the flag. */
-static double parse_number(const char *flag, const char *text, double lo, double hi, int integer) {
+double parse_number(const char *flag, const char *text, double lo, double hi, int integer) {
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -1745,7 +2036,7 @@ static double parse_number(const char *flag, const char *text, double lo, double
     return v;
 }
 
-static uint64_t parse_seed(const char *text) {
+uint64_t parse_seed(const char *text) {
     char *end;
     errno = 0;
     if (text[0] == '-' || text[0] == '\0') fatal("invalid value '%s' for -s: expected an integer from 0 to 2^64-1", text);
@@ -1754,60 +2045,18 @@ static uint64_t parse_seed(const char *text) {
     return (uint64_t)v;
 }
 
-/* Threads default to the physical cores. A second hardware thread on a core
- * (SMT, "hyper-threading") shares that core's FMA units and memory
- * bandwidth, which the matmuls already keep busy, so it adds contention,
- * not speed. Linux's /proc/cpuinfo gives each logical CPU a "physical id"
- * (socket) and "core id": count the distinct pairs. Where it has none (some
- * ARM kernels) or cannot be read, use every processor OpenMP may run on. */
-#ifdef _OPENMP
-/* the number after the ':' of a "name : value" line of /proc/cpuinfo */
-static long cpuinfo_value(const char *line) {
-    const char *colon = strchr(line, ':');
-    return colon ? strtol(colon + 1, NULL, 10) : -1;
-}
-
-static int physical_cores(void) {
-    int procs = omp_get_num_procs();   /* respects the CPU affinity mask */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return procs;
-    long pairs[1024];
-    int n_pairs = 0;
-    long package = -1, core = -1;
-    char line[512];
-    for (;;) {
-        int more = fgets(line, sizeof line, f) != NULL;
-        if (!more || line[0] == '\n') {   /* end of one processor's block */
-            if (package >= 0 && core >= 0) {
-                long key = package * 100000 + core;
-                int seen = 0;
-                for (int i = 0; i < n_pairs; i++) seen |= pairs[i] == key;
-                if (!seen && n_pairs < 1024) pairs[n_pairs++] = key;
-            }
-            package = core = -1;
-            if (!more) break;
-            continue;
-        }
-        if (strncmp(line, "physical id", 11) == 0) package = cpuinfo_value(line);
-        if (strncmp(line, "core id", 7) == 0) core = cpuinfo_value(line);
-    }
-    fclose(f);
-    if (n_pairs == 0) return procs;
-    return n_pairs < procs ? n_pairs : procs;   /* a container may be allowed fewer CPUs */
-}
-#endif
-
 int main(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
     const char *system_prompt = NULL, *eval_path = NULL;
     float temperature = 1.0f, topp = 0.9f;
-    int topk = 0, steps = 256, threads = 0, verbose = 0;
+    int topk = 0, steps = 256, threads = 0, verbose = 0, reference = 0;
     uint64_t seed = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) { print_usage(stdout); return 0; }
         if (strcmp(arg, "-v") == 0) { verbose = 1; continue; }
+        if (strcmp(arg, "--reference") == 0) { reference = 1; continue; }
         if (arg[0] != '-') {
             if (model_path) fatal("two model files given ('%s' and '%s'); -h for help", model_path, arg);
             model_path = arg;
@@ -1863,7 +2112,8 @@ int main(int argc, char **argv) {
         tok->bos_id = transformer.config.bos_id;
         tok->eos_id = transformer.config.eos_id;
     }
-    malloc_run_state(&transformer);
+    if (reference) malloc_run_state(&transformer);   /* Part I */
+    else malloc_fast_state(&transformer);            /* Part II */
     RunInfo info = {verbose, time_now() - t0};
 
     Sampler sampler;
@@ -1877,6 +2127,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "weights int8 (Q8_0, groups of %d)\n", transformer.weights.group_size);
         else
             fprintf(stderr, "weights float32\n");
+        fprintf(stderr, "path %s\n", reference ? "reference (Part I: one token at a time)" : "fast (Part II: chunks of up to 128 positions)");
 #ifdef _OPENMP
         fprintf(stderr, "threads %d\n", omp_get_max_threads());
 #endif

@@ -17,10 +17,15 @@
  *
  * The architecture and the weight layout are exactly run.c's, so the model
  * this program writes is run by `./run out/model.lamp`. Nothing is copied
- * from run.c: it is included (with its main() left out) and used as it is —
- * its Config and check_config(), its model loader, its RoPE tables and
- * rope(), and its forward() and sampler for the text samples printed during
- * training. Text is tokenized by tokenizer.c. How to use the program:
+ * from run.c: it is included with its main() left out (as llama2.c's test.c
+ * includes its run.c), and train.c calls its functions as they are: from
+ * Part I, Config and its shapes, rope_angles() and rope(), and forward() with
+ * the sampler for the text samples printed during training; from Part II,
+ * the register-tiled kernel micro_kernel() and its pack_panel(); from Part
+ * III, check_config() and the model loader. run.c's functions are not
+ * `static`, so the ones train.c does not call are no warning; nor are
+ * train.c's own, which its test suite includes the same way. Text is
+ * tokenized by tokenizer.c. How to use the program:
  * docs/training.md; the files it reads and writes: docs/format.md.
  *
  * Shapes use B (sequences in a batch), T (positions in a sequence, seq_len),
@@ -33,12 +38,7 @@
  * is computed by one thread, in an order that does not depend on how the
  * work is split, and every sum across rows runs in a fixed order. */
 #define RUN_NO_MAIN
-/* run.c's generate(), chat() and friends are only called by its own main(),
- * which RUN_NO_MAIN leaves out; they would warn as unused here. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
 #include "run.c"
-#pragma GCC diagnostic pop
 
 #include <signal.h>
 #include <sys/types.h>
@@ -52,14 +52,14 @@ static const double PI = 3.14159265358979323846;
  * below). No result depends on it. */
 #define PARALLEL_MIN ((size_t)1 << 16)
 
-static int max_threads(void) {
+int max_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
     return 1;
 #endif
 }
-static int thread_num(void) {
+int thread_num(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
 #else
@@ -141,12 +141,13 @@ typedef struct {
     Params params, grads, m, v;   /* weights, gradients, AdamW first and second moments */
     Activations acts;
     int batch_size;          /* B the activations are allocated for */
-    /* run.c's view of the same weights: its RoPE tables serve training, and
-     * its forward() and sampler write the text samples. */
+    float *rope_cos, *rope_sin; /* (seq_len, head_dim / 2) RoPE's angles, by run.c's rope_angles() */
+    /* run.c's view of the same weights: its forward() and sampler write the
+     * text samples (print_sample() gives it a run state while it does). */
     Transformer run;
 } Model;
 
-static void tensor_sizes(const Config *c, size_t numel[N_TENSORS]) {
+void tensor_sizes(const Config *c, size_t numel[N_TENSORS]) {
     size_t L = (size_t)c->n_layers, dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t V = (size_t)c->vocab_size;
@@ -165,11 +166,11 @@ static void tensor_sizes(const Config *c, size_t numel[N_TENSORS]) {
 }
 
 /* Is tensor i a weight matrix? AdamW decays matrices, not RMSNorm gains. */
-static int is_matrix(int i) { return i != T_RMS_ATT && i != T_RMS_FFN && i != T_RMS_FINAL; }
+int is_matrix(int i) { return i != T_RMS_ATT && i != T_RMS_FFN && i != T_RMS_FINAL; }
 
 /* One zeroed allocation carved into the tensors (stored contiguously, in
  * file order, so "all parameters" is also one flat array of n_params). */
-static void alloc_params(Params *p, const Model *m) {
+void alloc_params(Params *p, const Model *m) {
     float *memory = xcalloc(m->n_params, sizeof(float));
     for (int i = 0; i < N_TENSORS; i++) {
         p->tensor[i] = memory;
@@ -178,9 +179,9 @@ static void alloc_params(Params *p, const Model *m) {
     if (m->config.shared_classifier) p->wcls = p->token_embedding;
 }
 
-static float *falloc(size_t n) { return xcalloc(n, sizeof(float)); }
+float *falloc(size_t n) { return xcalloc(n, sizeof(float)); }
 
-static void alloc_activations(Model *m, int B) {
+void alloc_activations(Model *m, int B) {
     const Config *c = &m->config;
     Activations *a = &m->acts;
     size_t L = (size_t)c->n_layers, T = (size_t)c->seq_len, N = (size_t)B * T;
@@ -217,7 +218,7 @@ static void alloc_activations(Model *m, int B) {
     a->d_h3 = falloc(N * hidden);
 }
 
-static void free_activations(Activations *a) {
+void free_activations(Activations *a) {
     float *arrays[] = {a->resid, a->resid_mid, a->att_rstd, a->att_in, a->q, a->k, a->v, a->att,
                        a->att_out, a->ffn_rstd, a->ffn_in, a->h1, a->h3, a->hs, a->final_rstd,
                        a->final_out, a->logits, a->losses, a->d_resid, a->d_norm, a->d_q, a->d_k,
@@ -229,7 +230,7 @@ static void free_activations(Activations *a) {
 
 /* Allocate a model of shape c for micro-batches of B sequences: parameters,
  * gradients and moments all zero. The shape must pass run.c's check_config. */
-static void build_model(Model *m, const Config *c, int B) {
+void build_model(Model *m, const Config *c, int B) {
     memset(m, 0, sizeof *m);
     m->config = *c;
     tensor_sizes(c, m->numel);
@@ -239,9 +240,13 @@ static void build_model(Model *m, const Config *c, int B) {
     alloc_params(&m->m, m);
     alloc_params(&m->v, m);
     alloc_activations(m, B);
+    size_t half = (size_t)c->head_dim / 2;
+    m->rope_cos = xmalloc((size_t)c->seq_len * half * sizeof(float));
+    m->rope_sin = xmalloc((size_t)c->seq_len * half * sizeof(float));
+    for (int pos = 0; pos < c->seq_len; pos++)
+        rope_angles(m->rope_cos + pos * half, m->rope_sin + pos * half, pos, c->head_dim, c->rope_theta);
     /* run.c's Transformer, pointed at our weights (its fields are const
-     * float *: it reads them, training writes them). malloc_run_state
-     * builds the RoPE tables and the KV cache for the samples. */
+     * float *: it reads them, training writes them). */
     Transformer *t = &m->run;
     t->config = *c;
     t->format = FORMAT_LAMP;
@@ -260,21 +265,21 @@ static void build_model(Model *m, const Config *c, int B) {
     w->w3 = p->w3;
     w->rms_final_weight = p->rms_final_weight;
     w->wcls = p->wcls;
-    malloc_run_state(t);
 }
 
-static void free_model(Model *m) {
+void free_model(Model *m) {
     free(m->params.token_embedding);
     free(m->grads.token_embedding);
     free(m->m.token_embedding);
     free(m->v.token_embedding);
     free_activations(&m->acts);
-    free_transformer(&m->run);   /* its run state; it owns no weights and no file */
+    free(m->rope_cos);
+    free(m->rope_sin);
     memset(m, 0, sizeof *m);
 }
 
 /* A standard normal number from two uniform draws (Box-Muller). */
-static float random_normal(uint64_t *rng) {
+float random_normal(uint64_t *rng) {
     double u1 = ((random_u32(rng) >> 8) + 1) / 16777216.0; /* (0, 1]: log(u1) is finite */
     double u2 = (random_u32(rng) >> 8) / 16777216.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * PI * u2));
@@ -284,7 +289,7 @@ static float random_normal(uint64_t *rng) {
  * so the initialization, the training windows, the validation windows and
  * the samples each draw from their own sequence. Never 0 (xorshift's fixed
  * point). */
-static uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+uint64_t derive_seed(uint64_t seed, uint64_t stream) {
     uint64_t z = seed + stream * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -298,7 +303,7 @@ enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3, STREAM_SAMPLE = 4 };
  * w2), N(0, (0.02 / sqrt(2 n_layers))²): the stream is a sum of 2 n_layers
  * such outputs, and this keeps its variance independent of depth. RMSNorm
  * gains start at 1. Tensors are drawn in file order, element by element. */
-static void init_weights(Model *m, uint64_t seed) {
+void init_weights(Model *m, uint64_t seed) {
     uint64_t rng = derive_seed(seed, STREAM_INIT);
     float residual_std = 0.02f / sqrtf(2.0f * (float)m->config.n_layers);
     for (int i = 0; i < N_TENSORS; i++) {
@@ -368,7 +373,7 @@ typedef enum {
 
 /* The part [*ka, *kb) of the k block k0 .. k0+kc that rows i .. i+TILE_M-1
  * need (all of it unless the shape says some of A is zero). */
-static void k_range(Shape shape, int i, int k0, int kc, int *ka, int *kb) {
+void k_range(Shape shape, int i, int k0, int kc, int *ka, int *kb) {
     *ka = 0;
     *kb = kc;
     if (shape == K_UPTO_ROW && i + TILE_M - k0 < kc) *kb = i + TILE_M - k0;
@@ -379,7 +384,7 @@ static void k_range(Shape shape, int i, int k0, int kc, int *ka, int *kb) {
  * into TILE_M-row panels: panel q holds, for each k, the TILE_M values of
  * rows i0 + q*TILE_M .. i0 + q*TILE_M + TILE_M-1 side by side. Rows at or
  * past M become 0; the k the shape leaves out are not packed (not read). */
-static void pack_a(float *dst, MatView A, int M, int i0, int mc, int k0, int kc, Shape shape) {
+void pack_a(float *dst, MatView A, int M, int i0, int mc, int k0, int kc, Shape shape) {
     for (int q = 0; q < mc; q += TILE_M) {
         int ka, kb, rows = M - (i0 + q) < TILE_M ? M - (i0 + q) : TILE_M;
         k_range(shape, i0 + q, k0, kc, &ka, &kb);
@@ -405,7 +410,7 @@ typedef struct {
 } PackBuffers;
 
 #define PACK_A_FLOATS ((size_t)BLOCK_M * BLOCK_K)
-static size_t pack_b_floats(int N) {
+size_t pack_b_floats(int N) {
     int n = N < BLOCK_N ? N : BLOCK_N;
     return (size_t)BLOCK_K * ((n + TILE_N - 1) / TILE_N * TILE_N);
 }
@@ -414,7 +419,7 @@ static size_t pack_b_floats(int N) {
  * computing the part `shape` says, on `threads` threads (1 = only the calling
  * thread, for use inside a parallel loop). Without accumulate, tiles that
  * LOWER skips keep whatever C held. */
-static void gemm_core(int M, int N, int K, MatView A, MatView B, float *C, size_t ldc, Shape shape, int accumulate,
+void gemm_core(int M, int N, int K, MatView A, MatView B, float *C, size_t ldc, Shape shape, int accumulate,
                       int threads, PackBuffers buf) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     /* K in equal blocks of at most BLOCK_K: the sizes depend only on K, so
@@ -478,7 +483,7 @@ static struct {
     int threads;
 } gemm_buffers;
 
-static void gemm_free_buffers(void) {
+void gemm_free_buffers(void) {
     free(gemm_buffers.buf.a);
     free(gemm_buffers.buf.b);
     memset(&gemm_buffers, 0, sizeof gemm_buffers);
@@ -487,7 +492,7 @@ static void gemm_free_buffers(void) {
 /* C = A · B (or += with accumulate), all of it, on all threads. A product too
  * small to be worth waking the other threads runs on one (the result is the
  * same: no sum depends on the thread count). */
-static void gemm(int M, int N, int K, MatView A, MatView B, float *C, size_t ldc, int accumulate) {
+void gemm(int M, int N, int K, MatView A, MatView B, float *C, size_t ldc, int accumulate) {
     int threads = (double)M * N * K < (double)(1 << 19) ? 1 : max_threads();
     if (!gemm_buffers.buf.b || gemm_buffers.threads < threads) {
         gemm_free_buffers();
@@ -501,7 +506,7 @@ static void gemm(int M, int N, int K, MatView A, MatView B, float *C, size_t ldc
 /* The linear layer out = in · wᵀ; with accumulate, added to what out holds
  * (the residual stream: the residual connection is then free).
  * in (N, in_dim), w (out_dim, in_dim), out (N, out_dim). */
-static void matmul_forward(float *out, const float *in, const float *w, size_t N, int in_dim, int out_dim,
+void matmul_forward(float *out, const float *in, const float *w, size_t N, int in_dim, int out_dim,
                            int accumulate) {
     gemm((int)N, out_dim, in_dim, (MatView){in, (size_t)in_dim, 1}, (MatView){w, 1, (size_t)in_dim}, out,
          (size_t)out_dim, accumulate);
@@ -510,7 +515,7 @@ static void matmul_forward(float *out, const float *in, const float *w, size_t N
 /* Its backward: d_in = d_out · w (or += with accumulate: an input that feeds
  * several layers sums their gradients) and d_w += d_outᵀ · in (always +=:
  * micro-batches add up). */
-static void matmul_backward(float *d_in, float *d_w, const float *d_out, const float *in, const float *w,
+void matmul_backward(float *d_in, float *d_w, const float *d_out, const float *in, const float *w,
                             size_t N, int in_dim, int out_dim, int accumulate) {
     gemm((int)N, in_dim, out_dim, (MatView){d_out, (size_t)out_dim, 1}, (MatView){w, (size_t)in_dim, 1}, d_in,
          (size_t)in_dim, accumulate);
@@ -558,7 +563,7 @@ static inline float expf_simd(float x) {
 
 /* softmax of x[0..n) in place: run.c's softmax(), with expf_simd so that
  * the loops vectorize. */
-static void softmax_simd(float *x, int n) {
+void softmax_simd(float *x, int n) {
     float max = x[0], sum = 0.0f;
     for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
     #pragma omp simd reduction(+:sum)
@@ -573,7 +578,7 @@ static void softmax_simd(float *x, int n) {
 
 /* --- embedding: resid[n] = token_embedding[token n] --------------------- */
 
-static void embedding_forward(float *out, const int *tokens, const float *table, size_t N, int dim) {
+void embedding_forward(float *out, const int *tokens, const float *table, size_t N, int dim) {
     for (size_t n = 0; n < N; n++)
         memcpy(out + n * dim, table + (size_t)tokens[n] * dim, (size_t)dim * sizeof(float));
 }
@@ -581,7 +586,7 @@ static void embedding_forward(float *out, const int *tokens, const float *table,
 /* The forward copied a row, so the row's gradient is the copy's gradient;
  * a token that appears several times collects the sum. Rows in order, on
  * one thread: the sums are deterministic. */
-static void embedding_backward(float *d_table, const float *d_out, const int *tokens, size_t N, int dim) {
+void embedding_backward(float *d_table, const float *d_out, const int *tokens, size_t N, int dim) {
     for (size_t n = 0; n < N; n++) {
         float *row = d_table + (size_t)tokens[n] * dim;
         const float *d = d_out + n * dim;
@@ -593,7 +598,7 @@ static void embedding_backward(float *d_table, const float *d_out, const int *to
 /* --- RMSNorm: y_i = w_i * r * x_i, r = 1 / sqrt(mean_j(x_j²) + eps) ------
  * The forward keeps r (rstd) for each row, for the backward. The float
  * expressions are run.c's rmsnorm(). */
-static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, size_t N, int dim,
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, size_t N, int dim,
                             float eps) {
     #pragma omp parallel for schedule(static) if (N * dim >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
@@ -615,7 +620,7 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
  * dx is added to d_x (the residual stream's gradient). The gain's gradient
  * sums over rows: each thread owns a slice of columns and adds the rows in
  * order, so the sum is deterministic. */
-static void rmsnorm_backward(float *d_x, float *d_w, const float *d_out, const float *x, const float *w,
+void rmsnorm_backward(float *d_x, float *d_w, const float *d_out, const float *x, const float *w,
                              const float *rstd, size_t N, int dim) {
     #pragma omp parallel for schedule(static) if (N * dim >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
@@ -642,7 +647,7 @@ static void rmsnorm_backward(float *d_x, float *d_w, const float *d_out, const f
 /* --- RoPE: rotate each pair (v[2i], v[2i+1]) of every head by the angle
  * pos * freq_i. The forward is run.c's rope(), on every row, with run.c's
  * tables; row n of a batch is position n % T. */
-static void rope_forward(float *vec, size_t N, int T, int n_heads, int head_dim, int stride,
+void rope_forward(float *vec, size_t N, int T, int n_heads, int head_dim, int stride,
                          const float *cos_table, const float *sin_table) {
     size_t half = (size_t)head_dim / 2;
     #pragma omp parallel for schedule(static) if (N * stride >= PARALLEL_MIN)
@@ -657,7 +662,7 @@ static void rope_forward(float *vec, size_t N, int T, int n_heads, int head_dim,
  * A rotation's inverse is its transpose, so dx = Rᵀ dy, a rotation by -a:
  *     dx0 = dy0 cos a + dy1 sin a,  dx1 = -dy0 sin a + dy1 cos a.
  * In place: the gradient array holds dy on entry and dx on exit. */
-static void rope_backward(float *d_vec, size_t N, int T, int n_heads, int head_dim, int stride,
+void rope_backward(float *d_vec, size_t N, int T, int n_heads, int head_dim, int stride,
                           const float *cos_table, const float *sin_table) {
     size_t half = (size_t)head_dim / 2;
     #pragma omp parallel for schedule(static) if (N * stride >= PARALLEL_MIN)
@@ -699,18 +704,18 @@ static struct {
     size_t size;
 } att_scratch;
 
-static size_t att_scratch_floats(AttShape s) {
+size_t att_scratch_floats(AttShape s) {
     int n = s.T > s.head_dim ? s.T : s.head_dim;
     return PACK_A_FLOATS + pack_b_floats(n) + (size_t)s.T * s.T;
 }
 
-static void free_scratch(void) {
+void free_scratch(void) {
     gemm_free_buffers();
     free(att_scratch.memory);
     memset(&att_scratch, 0, sizeof att_scratch);
 }
 
-static float *attention_scratch(AttShape s) {
+float *attention_scratch(AttShape s) {
     size_t need = att_scratch_floats(s) * (size_t)max_threads();
     if (att_scratch.size < need) {
         free(att_scratch.memory);
@@ -720,7 +725,7 @@ static float *attention_scratch(AttShape s) {
     return att_scratch.memory;
 }
 
-static void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                               AttShape s) {
     int T = s.T, hd = s.head_dim, kv_mul = s.n_heads / s.n_kv_heads;
     size_t q_dim = (size_t)s.n_heads * hd, kv_dim = (size_t)s.n_kv_heads * hd, per_thread = att_scratch_floats(s);
@@ -758,7 +763,7 @@ static void attention_forward(float *out, float *att, const float *q, const floa
  * The kv_mul query heads of a group all add into the same dK and dV, so a
  * thread takes a whole group (b, g): no two threads write the same rows, and
  * the heads are added in a fixed order. d_q, d_k, d_v are overwritten. */
-static void attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *att,
+void attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *att,
                                const float *q, const float *k, const float *v, AttShape s) {
     int T = s.T, hd = s.head_dim, kv_mul = s.n_heads / s.n_kv_heads;
     size_t q_dim = (size_t)s.n_heads * hd, kv_dim = (size_t)s.n_kv_heads * hd, per_thread = att_scratch_floats(s);
@@ -809,7 +814,7 @@ static void attention_backward(float *d_q, float *d_k, float *d_v, const float *
 
 /* --- SwiGLU: hs = silu(h1) * h3, silu(x) = x σ(x), σ(x) = 1 / (1 + e^-x) -- */
 
-static void swiglu_forward(float *out, const float *h1, const float *h3, size_t n) {
+void swiglu_forward(float *out, const float *h1, const float *h3, size_t n) {
     #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) out[i] = h1[i] / (1.0f + expf_simd(-h1[i])) * h3[i];
 }
@@ -818,7 +823,7 @@ static void swiglu_forward(float *out, const float *h1, const float *h3, size_t 
  *                                            = σ(x) (1 + x (1 - σ(x))):
  *     dh3 = dhs * silu(h1),   dh1 = dhs * h3 * silu'(h1)
  * d_h1 holds dhs on entry (so no extra array) and dh1 on exit. */
-static void swiglu_backward(float *d_h1, float *d_h3, const float *h1, const float *h3, size_t n) {
+void swiglu_backward(float *d_h1, float *d_h3, const float *h1, const float *h3, size_t n) {
     #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = h1[i], sig = 1.0f / (1.0f + expf_simd(-x)), d = d_h1[i];
@@ -830,7 +835,7 @@ static void swiglu_backward(float *d_h1, float *d_h3, const float *h1, const flo
 /* --- cross-entropy: loss_n = -log softmax(logits_n)[target_n] -------------
  * computed as log Σ_i e^(x_i - max) + max - x_target, which cannot overflow.
  * The logits are replaced by the probabilities, which the backward needs. */
-static void crossentropy_forward(float *losses, float *logits, const int *targets, size_t N, int V) {
+void crossentropy_forward(float *losses, float *logits, const int *targets, size_t N, int V) {
     #pragma omp parallel for schedule(static) if (N * V >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         float *x = logits + n * (size_t)V;
@@ -854,7 +859,7 @@ static void crossentropy_forward(float *losses, float *logits, const int *target
  * cross-entropy gradient (the exp and the log cancel). scale is
  * 1 / (positions in the optimizer step), so the step's gradient is that of
  * the mean loss. The probabilities become the gradient, in place. */
-static void crossentropy_backward(float *probs, const int *targets, size_t N, int V, float scale) {
+void crossentropy_backward(float *probs, const int *targets, size_t N, int V, float scale) {
     #pragma omp parallel for schedule(static) if (N * V >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         float *p = probs + n * (size_t)V;
@@ -872,7 +877,7 @@ static void crossentropy_backward(float *probs, const int *targets, size_t N, in
  * acts.logits. With targets, also the cross-entropy: the logits become
  * probabilities and the mean loss is returned (else 0). The activations the
  * backward needs stay in m->acts. */
-static float model_forward(Model *m, const int *inputs, const int *targets, int B) {
+float model_forward(Model *m, const int *inputs, const int *targets, int B) {
     const Config *c = &m->config;
     const Params *w = &m->params;
     Activations *a = &m->acts;
@@ -880,7 +885,7 @@ static float model_forward(Model *m, const int *inputs, const int *targets, int 
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     size_t N = (size_t)B * T, ND = N * dim;
     AttShape shape = {B, T, c->n_heads, c->n_kv_heads, c->head_dim};
-    const float *cos_t = m->run.state.rope_cos, *sin_t = m->run.state.rope_sin;
+    const float *cos_t = m->rope_cos, *sin_t = m->rope_sin;
     if (B > m->batch_size) fatal("internal: batch %d larger than allocated %d", B, m->batch_size);
     for (size_t n = 0; n < N; n++)
         if (inputs[n] < 0 || inputs[n] >= V) fatal("token id %d is not below vocab_size %d", inputs[n], V);
@@ -932,7 +937,7 @@ static float model_forward(Model *m, const int *inputs, const int *targets, int 
 /* Add the gradient of (the mean loss of the last forward) * loss_scale * N
  * to m->grads: with loss_scale = 1 / (positions per optimizer step), the
  * gradient of the step's mean loss. Every call of the forward, in reverse. */
-static void model_backward(Model *m, int B, float loss_scale) {
+void model_backward(Model *m, int B, float loss_scale) {
     const Config *c = &m->config;
     const Params *w = &m->params;
     Params *g = &m->grads;
@@ -941,7 +946,7 @@ static void model_backward(Model *m, int B, float loss_scale) {
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     size_t N = (size_t)B * T, ND = N * dim;
     AttShape shape = {B, T, c->n_heads, c->n_kv_heads, c->head_dim};
-    const float *cos_t = m->run.state.rope_cos, *sin_t = m->run.state.rope_sin;
+    const float *cos_t = m->rope_cos, *sin_t = m->rope_sin;
 
     /* classifier and final norm */
     crossentropy_backward(a->logits, a->targets, N, V, loss_scale);
@@ -996,7 +1001,7 @@ static void model_backward(Model *m, int B, float loss_scale) {
  * attention (q·k and p·v over the u <= t half only), times 3 (the backward
  * does twice the forward's products). Norms, softmax, SwiGLU and the
  * optimizer are left out: they are a small fraction and not multiply-adds. */
-static double training_flops(const Config *c, int B) {
+double training_flops(const Config *c, int B) {
     double T = c->seq_len, N = (double)B * T, dim = c->dim, hidden = c->hidden_dim;
     double q_dim = (double)c->n_heads * c->head_dim, kv_dim = (double)c->n_kv_heads * c->head_dim;
     double per_layer = 2.0 * N * (2.0 * dim * q_dim + 2.0 * dim * kv_dim + 3.0 * dim * hidden) +
@@ -1024,7 +1029,7 @@ typedef struct {
 /* The learning rate of optimizer step `step` (0, 1, ..., max_steps - 1):
  * linear warmup reaching lr at the last warmup step, then a half cosine
  * from lr down to min_lr, reaching min_lr at the last step. */
-static float learning_rate(const Hyper *h, int step) {
+float learning_rate(const Hyper *h, int step) {
     if (step < h->warmup_steps) return (float)((double)h->lr * (step + 1) / h->warmup_steps);
     double progress = (double)(step - h->warmup_steps + 1) / (double)(h->max_steps - h->warmup_steps);
     if (progress > 1.0) progress = 1.0;
@@ -1034,7 +1039,7 @@ static float learning_rate(const Hyper *h, int step) {
 /* The gradient's global L2 norm: sqrt of the sum of squares of every
  * gradient element. Partial sums over fixed chunks, in double, added in
  * order: the same result for any number of threads. */
-static double grad_norm(const Model *m) {
+double grad_norm(const Model *m) {
     const size_t chunk = 1 << 14;
     const float *g = m->grads.token_embedding;
     size_t n = m->n_params, chunks = (n + chunk - 1) / chunk;
@@ -1063,7 +1068,7 @@ static double grad_norm(const Model *m) {
  * Weight decay applies to the weight matrices (the embedding and the
  * classifier included), not to the RMSNorm gains: decaying a gain pulls it
  * towards 0, which shrinks the signal rather than regularizing. */
-static void adamw_update(Model *m, const Hyper *h, float lr, int t) {
+void adamw_update(Model *m, const Hyper *h, float lr, int t) {
     float beta1 = h->beta1, beta2 = h->beta2, eps = h->adam_eps;
     float step_size = (float)(lr / (1.0 - pow(h->beta1, t)));
     float bc2_sqrt = (float)sqrt(1.0 - pow(h->beta2, t));
@@ -1095,7 +1100,7 @@ typedef struct {
 
 /* FNV-1a over the ids: the training state records it, so --resume can tell
  * that it is given the same data. */
-static uint64_t token_hash(const TokenSet *d) {
+uint64_t token_hash(const TokenSet *d) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < d->n; i++) {
         uint32_t x = (uint32_t)d->ids[i];
@@ -1104,7 +1109,7 @@ static uint64_t token_hash(const TokenSet *d) {
     return h;
 }
 
-static int is_blank_line(const char *s, size_t len) {
+int is_blank_line(const char *s, size_t len) {
     for (size_t i = 0; i < len; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
     return 1;
@@ -1114,7 +1119,7 @@ static int is_blank_line(const char *s, size_t len) {
  * per_line = 0 ("blank"): a document is a run of non-blank lines; blank
  *   lines separate documents; newlines inside a document are text.
  * per_line = 1 ("line"): every non-blank line is a document. */
-static TokenSet tokenize_text(const Tokenizer *tok, const char *text, size_t len, int per_line, size_t *n_docs) {
+TokenSet tokenize_text(const Tokenizer *tok, const char *text, size_t len, int per_line, size_t *n_docs) {
     TokenSet d = {NULL, 0};
     size_t cap = 0;
     *n_docs = 0;
@@ -1153,7 +1158,7 @@ static TokenSet tokenize_text(const Tokenizer *tok, const char *text, size_t len
 #define SHARD_VERSION 1u
 #define SHARD_HEADER_SIZE 64
 
-static unsigned char *read_file(const char *path, size_t *size) {
+unsigned char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) fatal("cannot open %s: %s", path, strerror(errno));
     struct stat st;
@@ -1168,7 +1173,7 @@ static unsigned char *read_file(const char *path, size_t *size) {
 
 /* Load a data file: a shard if it starts with the shard magic, else text
  * (tokenized with tok). Every id must be below the vocabulary size. */
-static TokenSet load_tokens(const char *path, const Tokenizer *tok, int per_line) {
+TokenSet load_tokens(const char *path, const Tokenizer *tok, int per_line) {
     size_t size;
     unsigned char *data = read_file(path, &size);
     if (size == 0) fatal("%s is empty: no text, no tokens", path);
@@ -1207,7 +1212,7 @@ static TokenSet load_tokens(const char *path, const Tokenizer *tok, int per_line
 /* B random windows of T + 1 consecutive tokens: inputs are the first T,
  * targets the last T (each position predicts the token after it). The
  * window start is uniform over all n - T starts (64 random bits, modulo). */
-static void next_batch(const TokenSet *d, int B, int T, uint64_t *rng, int *inputs, int *targets) {
+void next_batch(const TokenSet *d, int B, int T, uint64_t *rng, int *inputs, int *targets) {
     size_t starts = d->n - (size_t)T;
     for (int b = 0; b < B; b++) {
         uint64_t r = (uint64_t)random_u32(rng) << 32;
@@ -1234,7 +1239,7 @@ typedef struct {
     size_t offset;   /* bytes written so far */
 } AtomicFile;
 
-static AtomicFile atomic_open(const char *path) {
+AtomicFile atomic_open(const char *path) {
     AtomicFile a = {NULL, xmalloc(strlen(path) + 5), path, 0};
     sprintf(a.tmp, "%s.tmp", path);
     a.f = fopen(a.tmp, "wb");
@@ -1242,7 +1247,7 @@ static AtomicFile atomic_open(const char *path) {
     return a;
 }
 
-static void atomic_write(AtomicFile *a, const void *data, size_t size) {
+void atomic_write(AtomicFile *a, const void *data, size_t size) {
     if (size && fwrite(data, 1, size, a->f) != size) {
         int e = errno;
         fclose(a->f);
@@ -1252,12 +1257,12 @@ static void atomic_write(AtomicFile *a, const void *data, size_t size) {
     a->offset += size;
 }
 
-static void atomic_pad(AtomicFile *a, size_t alignment) {
+void atomic_pad(AtomicFile *a, size_t alignment) {
     static const unsigned char zeros[64] = {0};
     atomic_write(a, zeros, align_up(a->offset, alignment) - a->offset);
 }
 
-static void atomic_commit(AtomicFile *a) {
+void atomic_commit(AtomicFile *a) {
     if (fflush(a->f) != 0 || fsync(fileno(a->f)) != 0) {
         int e = errno;
         fclose(a->f);
@@ -1282,14 +1287,14 @@ static void atomic_commit(AtomicFile *a) {
     free(a->tmp);
 }
 
-static void put_i32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
-static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_f32(unsigned char *p, float v) { memcpy(p, &v, 4); }
-static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+void put_i32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
+void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+void put_f32(unsigned char *p, float v) { memcpy(p, &v, 4); }
+void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 
 /* A lamp model file (docs/format.md, section 1): the 256-byte header, the
  * tokenizer, then the weights in file order, each at a multiple of 64 bytes. */
-static void save_lamp(const char *path, const Model *m, const Tokenizer *tok) {
+void save_lamp(const char *path, const Model *m, const Tokenizer *tok) {
     const Config *c = &m->config;
     AtomicFile a = atomic_open(path);
     unsigned char header[256] = {0};
@@ -1326,7 +1331,7 @@ static void save_lamp(const char *path, const Model *m, const Tokenizer *tok) {
 /* Read a model file run.c can read (lamp, or llama2.c version 0 or 1) with
  * run.c's own loader, and copy its weights into a new Model for batches of
  * B. Its tokenizer, if it has one, moves into *tok (returns 1). */
-static int load_model_file(Model *m, const char *path, int B, Tokenizer *tok) {
+int load_model_file(Model *m, const char *path, int B, Tokenizer *tok) {
     Transformer t;
     build_transformer(&t, path);
     build_model(m, &t.config, B);
@@ -1375,7 +1380,7 @@ typedef struct {
 
 /* The header's fields, in order. One list both writes (save = 1) and reads
  * (save = 0) them, so the two can never disagree. Returns the bytes used. */
-static size_t state_header(unsigned char *h, int save, Config *c, Hyper *hp, Progress *pr, DataId *d,
+size_t state_header(unsigned char *h, int save, Config *c, Hyper *hp, Progress *pr, DataId *d,
                            uint64_t *tokenizer_size) {
     size_t off = 8;
 #define FIELD(x)                                                           \
@@ -1398,7 +1403,7 @@ static size_t state_header(unsigned char *h, int save, Config *c, Hyper *hp, Pro
     return off;
 }
 
-static void save_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, const Tokenizer *tok) {
+void save_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, const Tokenizer *tok) {
     AtomicFile a = atomic_open(path);
     unsigned char header[256] = {0};
     atomic_write(&a, header, sizeof header);
@@ -1419,7 +1424,7 @@ static void save_state(const char *path, Model *m, Hyper *hp, Progress *pr, Data
 /* Load a training state: builds the model (weights and moments) and fills
  * the hyper-parameters, progress, data identity and tokenizer. Everything is
  * checked before it is used: magic, version, a sane shape, the exact size. */
-static void load_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, Tokenizer *tok) {
+void load_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, Tokenizer *tok) {
     size_t size;
     unsigned char *data = read_file(path, &size);
     if (size < 256 || memcmp(data, STATE_MAGIC, 4) != 0)
@@ -1461,7 +1466,7 @@ static void load_state(const char *path, Model *m, Hyper *hp, Progress *pr, Data
 
 /* Write ids as a token shard (docs/format.md, section 5): 16-bit ids when
  * the vocabulary fits, else 32-bit. */
-static void save_shard(const char *path, const TokenSet *d, int vocab_size) {
+void save_shard(const char *path, const TokenSet *d, int vocab_size) {
     AtomicFile a = atomic_open(path);
     unsigned char header[SHARD_HEADER_SIZE] = {0};
     uint32_t width = vocab_size <= 65536 ? 2 : 4;
@@ -1491,7 +1496,7 @@ static void save_shard(const char *path, const TokenSet *d, int vocab_size) {
  * the learning rate; *norm_out gets the norm before clipping. Clipping is
  * torch.nn.utils.clip_grad_norm_'s: scale by clip / (norm + 1e-6) when that
  * is below 1. */
-static float optimizer_step(Model *m, const Hyper *h, int step, double *norm_out) {
+float optimizer_step(Model *m, const Hyper *h, int step, double *norm_out) {
     double norm = grad_norm(m);
     if (norm_out) *norm_out = norm;
     if (h->grad_clip > 0.0f) {
@@ -1512,7 +1517,7 @@ static float optimizer_step(Model *m, const Hyper *h, int step, double *norm_out
  * is averaged over the micro-batches, and each position's gradient is
  * scaled by 1 / (all positions of the step), so the step follows the
  * gradient of the mean loss whatever the accumulation. */
-static float train_step(Model *m, const Hyper *h, const TokenSet *train, Progress *pr, int *inputs, int *targets,
+float train_step(Model *m, const Hyper *h, const TokenSet *train, Progress *pr, int *inputs, int *targets,
                         float *lr_out, double *norm_out) {
     int B = h->batch_size, T = m->config.seq_len;
     memset(m->grads.token_embedding, 0, m->n_params * sizeof(float));
@@ -1533,7 +1538,7 @@ static float train_step(Model *m, const Hyper *h, const TokenSet *train, Progres
 /* Mean loss on `iters` batches of validation windows. The windows come from
  * a generator seeded the same way every time, so successive evaluations
  * measure the same text and can be compared. */
-static float evaluate(Model *m, const TokenSet *val, int iters, int B, uint64_t seed, int *inputs, int *targets) {
+float evaluate(Model *m, const TokenSet *val, int iters, int B, uint64_t seed, int *inputs, int *targets) {
     uint64_t rng = derive_seed(seed, STREAM_VAL);
     double sum = 0.0;
     for (int i = 0; i < iters; i++) {
@@ -1544,12 +1549,14 @@ static float evaluate(Model *m, const TokenSet *val, int iters, int B, uint64_t 
 }
 
 /* A short text from the current weights, with run.c's forward() and
- * sampler (temperature 1, top-p 0.9): start at BOS, stop at BOS or EOS. */
-static void print_sample(Model *m, const Tokenizer *tok, int max_tokens, uint64_t seed) {
+ * sampler (temperature 1, top-p 0.9): start at BOS, stop at BOS or EOS.
+ * forward() needs a run state with its KV cache, for the sample only. */
+void print_sample(Model *m, const Tokenizer *tok, int max_tokens, uint64_t seed) {
     const Config *c = &m->config;
     if (c->bos_id < 0) return;   /* nothing to start a text with */
     Sampler sampler;
     build_sampler(&sampler, c->vocab_size, 1.0f, 0.9f, 0, seed);
+    malloc_run_state(&m->run);
     Utf8Printer printer = {0};
     int token = c->bos_id;
     for (int pos = 0; pos < max_tokens && pos < c->seq_len; pos++) {
@@ -1565,6 +1572,7 @@ static void print_sample(Model *m, const Tokenizer *tok, int max_tokens, uint64_
     putchar('\n');
     fflush(stdout);
     free_sampler(&sampler);
+    free_run_state(&m->run.state);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1651,7 +1659,7 @@ static Option options[] = {
 };
 #define N_OPTIONS ((int)(sizeof options / sizeof options[0]))
 
-static void print_usage(FILE *out) {
+void print_usage(FILE *out) {
     fprintf(out,
             "usage: train --data FILE --tokenizer FILE [options]     train a model\n"
             "       train --resume OUT/train.state --data FILE       continue a run\n"
@@ -1683,7 +1691,7 @@ static void print_usage(FILE *out) {
 }
 
 /* Strict number parsing: the whole string must be a number in range. */
-static double parse_value(const Option *o, const char *text) {
+double parse_value(const Option *o, const char *text) {
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -1697,7 +1705,7 @@ static double parse_value(const Option *o, const char *text) {
 
 static const char *tokenize_in, *tokenize_out;
 
-static void parse_args(int argc, char **argv) {
+void parse_args(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) { print_usage(stdout); exit(0); }
@@ -1734,7 +1742,7 @@ static void parse_args(int argc, char **argv) {
     }
 }
 
-static int given(const char *name) {
+int given(const char *name) {
     for (int j = 0; j < N_OPTIONS; j++)
         if (!strcmp(options[j].name, name)) return options[j].given;
     return 0;
@@ -1742,7 +1750,7 @@ static int given(const char *name) {
 
 /* The model's shape from the flags and the tokenizer; derived defaults
  * filled in; an impossible shape is an error naming the problem. */
-static Config config_from_options(const Tokenizer *tok) {
+Config config_from_options(const Tokenizer *tok) {
     Config c = opt_model;
     if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
     if (c.head_dim == 0) {
@@ -1763,7 +1771,7 @@ static Config config_from_options(const Tokenizer *tok) {
 
 /* --- the output directory and the CSV log -------------------------------- */
 
-static char *join_path(const char *dir, const char *name) {
+char *join_path(const char *dir, const char *name) {
     char *p = xmalloc(strlen(dir) + strlen(name) + 2);
     sprintf(p, "%s/%s", dir, name);
     return p;
@@ -1771,7 +1779,7 @@ static char *join_path(const char *dir, const char *name) {
 
 /* Make the output directory if needed and prove it is writable now, before
  * any training time is spent. */
-static void prepare_output(const char *dir) {
+void prepare_output(const char *dir) {
     struct stat st;
     if (stat(dir, &st) != 0) {
         if (mkdir(dir, 0755) != 0) fatal("cannot create the output directory %s: %s", dir, strerror(errno));
@@ -1789,7 +1797,7 @@ static void prepare_output(const char *dir) {
 /* Open the CSV log. A new run starts it; a resumed run keeps the rows up to
  * the step it resumes from (rows written after the last save of an
  * interrupted run are dropped: they are about to be redone). */
-static FILE *open_log(const char *path, int resume_step) {
+FILE *open_log(const char *path, int resume_step) {
     if (resume_step > 0) {
         size_t size;
         FILE *probe = fopen(path, "rb");
@@ -1817,12 +1825,12 @@ static FILE *open_log(const char *path, int resume_step) {
 
 static volatile sig_atomic_t stop_signal = 0;
 
-static void on_signal(int sig) { stop_signal = sig; }
+void on_signal(int sig) { stop_signal = sig; }
 
 /* SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step,
  * save, and exit. The handler is one-shot: a second Ctrl-C kills at once
  * (the checkpoint on disk is still whole: saves are atomic). */
-static void install_signal_handlers(void) {
+void install_signal_handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -1832,14 +1840,14 @@ static void install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static void format_duration(char *buf, size_t size, double seconds) {
+void format_duration(char *buf, size_t size, double seconds) {
     long s = (long)(seconds + 0.5);
     if (s >= 3600) snprintf(buf, size, "%ldh%02ldm", s / 3600, s / 60 % 60);
     else snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
 }
 
 /* --tokenize IN OUT */
-static void tokenize_to_shard(void) {
+void tokenize_to_shard(void) {
     if (!opt_tokenizer) fatal("--tokenize needs --tokenizer FILE");
     Tokenizer tok;
     tokenizer_load_file(&tok, opt_tokenizer);

@@ -6,6 +6,7 @@
  * Include it after run.c or train.c (it calls their functions), like
  * testutil.h. The second half, for train.c, is compiled only where train.c
  * is included (the suites that do so define TRAIN_NO_MAIN). */
+/* Its functions are `static inline` (see testutil.h). */
 #ifndef LAMP_GOLDENS_H
 #define LAMP_GOLDENS_H
 
@@ -14,14 +15,14 @@
 /* One thread: the thread count changes no bit (check_threads_bit_identical
  * below), and thousands of tiny forward passes on two threads can crawl on a
  * busy machine, where every parallel region waits for a descheduled thread. */
-static void one_thread(void) {
+static inline void one_thread(void) {
 #ifdef _OPENMP
     omp_set_num_threads(1);
 #endif
 }
 
 /* A golden file, whole; the test fails if it is missing. */
-static char *slurp_golden(const char *path, size_t *size) {
+static inline char *slurp_golden(const char *path, size_t *size) {
     char *data = slurp(path, size);
     ck_assert_msg(data != NULL, "missing golden %s (tests/golden/README.md says which script makes it)", path);
     return data;
@@ -42,7 +43,7 @@ typedef struct {
     char *raw;      /* the whole file: free(g.raw) frees it all */
 } Logits;
 
-static Logits read_logits(const char *path) {
+static inline Logits read_logits(const char *path) {
     Logits g;
     size_t size;
     g.raw = slurp_golden(path, &size);
@@ -63,19 +64,38 @@ typedef struct {
     int worst_pos, worst_id; /* where it is: position and token id */
 } LogitErrors;
 
-/* Run the model one token at a time over the golden's sequence and compare
- * every logit with the golden's. free(e.at) when done. */
-static LogitErrors logit_errors(const char *model_path, const char *golden_path) {
+/* The two ways run.c computes logits: Part I's forward(), one token at a
+ * time (`./run --reference`), and Part II's forward_chunk(), a chunk of
+ * positions at a time (what ./run does). */
+enum { PATH_REFERENCE, PATH_FAST };
+static inline const char *path_name(int path) { return path == PATH_FAST ? "fast" : "reference"; }
+
+/* Run the model over the golden's sequence, on the given path, and compare
+ * every logit with the golden's. The fast path takes the sequence in
+ * chunks of CHUNK positions with every position's logits. free(e.at) when
+ * done. */
+static inline LogitErrors logit_errors_on(int path, const char *model_path, const char *golden_path) {
     Logits g = read_logits(golden_path);
     Transformer t;
     build_transformer(&t, model_path);
-    malloc_run_state(&t);
+    if (path == PATH_FAST) malloc_fast_state(&t);
+    else malloc_run_state(&t);
     ck_assert_int_eq(t.config.vocab_size, g.vocab_size);
     ck_assert_int_le(g.n_positions, t.config.seq_len);
     LogitErrors e = {g.n_positions, malloc(sizeof(float) * g.n_positions), 0.0f, -1, -1};
     ck_assert_ptr_nonnull(e.at);
+    const float *chunk_logits = NULL;
     for (int pos = 0; pos < g.n_positions; pos++) {
-        const float *logits = forward(&t, g.ids[pos], pos);
+        const float *logits;
+        if (path == PATH_REFERENCE) {
+            logits = forward(&t, g.ids[pos], pos);
+        } else {
+            if (pos % CHUNK == 0) {
+                int m = g.n_positions - pos < CHUNK ? g.n_positions - pos : CHUNK;
+                chunk_logits = forward_chunk(&t, g.ids + pos, m, pos, LOGITS_ALL);
+            }
+            logits = chunk_logits + (size_t)(pos % CHUNK) * g.vocab_size;
+        }
         const float *want = g.logits + (size_t)pos * g.vocab_size;
         float here = 0.0f;
         for (int i = 0; i < g.vocab_size; i++) {
@@ -92,25 +112,38 @@ static LogitErrors logit_errors(const char *model_path, const char *golden_path)
     return e;
 }
 
+/* Both paths: the worse of the two, position by position. */
+static inline LogitErrors logit_errors(const char *model_path, const char *golden_path) {
+    LogitErrors e = logit_errors_on(PATH_REFERENCE, model_path, golden_path);
+    LogitErrors f = logit_errors_on(PATH_FAST, model_path, golden_path);
+    for (int pos = 0; pos < e.n_positions; pos++)
+        if (!(f.at[pos] <= e.at[pos])) e.at[pos] = f.at[pos];
+    if (!(f.worst <= e.worst)) { e.worst = f.worst; e.worst_pos = f.worst_pos; e.worst_id = f.worst_id; }
+    free(f.at);
+    return e;
+}
+
 /* ---------------------------------------------------------------------------
  * run.c: a prompt in chunks vs one token at a time
  *
- * run.c feeds a prompt through forward_chunk, many positions per call (with
- * matrix-matrix kernels), and generates with forward, one position at a time
- * (matrix-vector). Both must give the same logits, up to the order in which
- * floats are summed.
+ * The fast path feeds a prompt through forward_chunk, many positions per
+ * call (with matrix-matrix kernels), and generates with the chunk of one
+ * (matrix-vector). Both must give the same logits, up to the order in
+ * which floats are summed. (Part I's forward() against the fast path:
+ * test_forward.c's greedy_fast_vs_reference.)
  * -------------------------------------------------------------------------*/
 
-/* Feed `n` tokens one position at a time, then again in chunks of the given
- * sizes (cycled), then through prefill() (the path generate() takes: the
- * logits of the last position only); return the largest |difference| from
- * the one-at-a-time logits at any position. */
-static float chunked_vs_single(Transformer *t, const int *ids, int n, const int *sizes, int n_sizes) {
+/* Feed `n` tokens one position at a time through the fast path (the chunk
+ * of one), then again in chunks of the given sizes (cycled), then through
+ * prefill() (the path generate() takes: the logits of the last position
+ * only); return the largest |difference| from the one-at-a-time logits at
+ * any position. t needs the fast run state. */
+static inline float chunked_vs_single(Transformer *t, const int *ids, int n, const int *sizes, int n_sizes) {
     int vocab = t->config.vocab_size;
     float *single = malloc(sizeof(float) * (size_t)n * vocab);
     ck_assert_ptr_nonnull(single);
     for (int pos = 0; pos < n; pos++)
-        memcpy(single + (size_t)pos * vocab, forward(t, ids[pos], pos), sizeof(float) * vocab);
+        memcpy(single + (size_t)pos * vocab, forward_chunk(t, ids + pos, 1, pos, LOGITS_LAST), sizeof(float) * vocab);
     float worst = 0.0f;
     for (int pos = 0, k = 0; pos < n; k++) {
         int m = sizes[k % n_sizes];
@@ -135,7 +168,7 @@ static float chunked_vs_single(Transformer *t, const int *ids, int n, const int 
  * many full ones as fit, then the rest), the result in *full; and into
  * chunks of 1, 3, 4, 7, 13, 5, 2, 9 positions, cycled, which end at every
  * remainder of the kernels' loops, the result in *odd. */
-static void prefill_errors(Transformer *t, const int *ids, int n, float *full, float *odd) {
+static inline void prefill_errors(Transformer *t, const int *ids, int n, float *full, float *odd) {
     const int full_sizes[] = {CHUNK}, odd_sizes[] = {1, 3, 4, 7, 13, 5, 2, 9};
     *full = chunked_vs_single(t, ids, n, full_sizes, 1);
     *odd = chunked_vs_single(t, ids, n, odd_sizes, 8);
@@ -143,10 +176,10 @@ static void prefill_errors(Transformer *t, const int *ids, int n, float *full, f
 
 /* prefill_errors on the model file at `model_path`, over a fixed
  * pseudo-random sequence of min(seq_len, 200) token ids; returns its length. */
-static int prefill_errors_of_file(const char *model_path, float *full, float *odd) {
+static inline int prefill_errors_of_file(const char *model_path, float *full, float *odd) {
     Transformer t;
     build_transformer(&t, model_path);
-    malloc_run_state(&t);
+    malloc_fast_state(&t);
     int n = t.config.seq_len < 200 ? t.config.seq_len : 200;   /* 200: a full chunk of 128 and 72 more */
     int *ids = malloc(sizeof(int) * n);
     ck_assert_ptr_nonnull(ids);
@@ -166,24 +199,33 @@ static int prefill_errors_of_file(const char *model_path, float *full, float *od
  * thread, in the same order whatever the thread count: 16 positions one
  * token at a time and then a chunk of 23 must give the same bits on 1 thread
  * and on 2. Leaves OpenMP set to use every processor. */
-static void check_threads_bit_identical(const char *model_path) {
+static inline void check_threads_bit_identical(const char *model_path) {
     Transformer t;
     build_transformer(&t, model_path);
     malloc_run_state(&t);
+    malloc_fast_state(&t);
     int n = t.config.vocab_size, steps = 16, chunk = 23;
     int ids[23];
     for (int i = 0; i < chunk; i++) ids[i] = (i * 53 + 1) % n;
-    float *one = malloc(sizeof(float) * (size_t)n * (steps + chunk));
+    /* per thread count: the reference's 16 positions, then the fast path's
+     * 16 positions one at a time and a chunk of 23 */
+    size_t per_run = (size_t)n * (2 * steps + chunk);
+    float *one = malloc(sizeof(float) * per_run);
     ck_assert_ptr_nonnull(one);
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
-        for (int pos = 0; pos < steps + 1; pos++) {   /* one token at a time, then a chunk */
-            const float *logits = pos < steps ? forward(&t, (pos * 37) % n, pos)
-                                              : forward_chunk(&t, ids, chunk, steps, LOGITS_ALL);
-            size_t count = (size_t)n * (pos < steps ? 1 : chunk);
-            if (threads == 1) memcpy(one + (size_t)pos * n, logits, sizeof(float) * count);
-            else ck_assert_msg(memcmp(one + (size_t)pos * n, logits, sizeof(float) * count) == 0,
-                               "%s: logits at position %d differ between 1 and %d threads", model_path, pos, threads);
+        size_t at = 0;
+        for (int k = 0; k < 2 * steps + 1; k++) {
+            int pos = k % steps, token = (pos * 37) % n;
+            const float *logits = k < steps         ? forward(&t, token, pos)
+                                  : k < 2 * steps   ? forward_chunk(&t, &token, 1, pos, LOGITS_LAST)
+                                                    : forward_chunk(&t, ids, chunk, steps, LOGITS_ALL);
+            size_t count = (size_t)n * (k < 2 * steps ? 1 : chunk);
+            if (threads == 1) memcpy(one + at, logits, sizeof(float) * count);
+            else ck_assert_msg(memcmp(one + at, logits, sizeof(float) * count) == 0,
+                               "%s: logits (%s path, step %d) differ between 1 and %d threads", model_path,
+                               k < steps ? "reference" : "fast", k, threads);
+            at += count;
         }
     }
     free(one);
@@ -213,7 +255,7 @@ typedef struct {
     size_t n_floats;
 } TrainGolden;
 
-static TrainGolden read_train_golden(const char *path) {
+static inline TrainGolden read_train_golden(const char *path) {
     TrainGolden g;
     size_t size;
     g.raw = slurp_golden(path, &size);
@@ -226,7 +268,7 @@ static TrainGolden read_train_golden(const char *path) {
 }
 
 /* Split (B, T + 1) windows into inputs and targets, as next_batch does. */
-static void split_windows(const int32_t *windows, int B, int T, int *inputs, int *targets) {
+static inline void split_windows(const int32_t *windows, int B, int T, int *inputs, int *targets) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             inputs[b * T + t] = windows[b * (T + 1) + t];
@@ -246,7 +288,7 @@ typedef struct {
     const float *logits, *grads;
 } Grads;
 
-static Grads read_grads(const char *path) {
+static inline Grads read_grads(const char *path) {
     Grads g;
     g.file = read_train_golden(path);
     ck_assert(g.file.n_ints >= 3);
@@ -262,7 +304,7 @@ static Grads read_grads(const char *path) {
     return g;
 }
 
-static void free_grads(Grads *g) {
+static inline void free_grads(Grads *g) {
     free(g->inputs);
     free(g->targets);
     free(g->file.raw);
@@ -270,7 +312,7 @@ static void free_grads(Grads *g) {
 
 /* The model of a .grads golden in train.c, for batches of its B; checks that
  * the model and the golden fit each other. */
-static void load_grads_model(Model *m, const char *model_path, const Grads *g) {
+static inline void load_grads_model(Model *m, const char *model_path, const Grads *g) {
     load_model_file(m, model_path, g->B, NULL);
     ck_assert_int_eq(m->config.seq_len, g->T);
     ck_assert_int_eq(m->config.vocab_size, g->V);
@@ -278,7 +320,7 @@ static void load_grads_model(Model *m, const char *model_path, const Grads *g) {
 }
 
 /* max |a - b| over n values. */
-static double max_error(const float *a, const float *b, size_t n) {
+static inline double max_error(const float *a, const float *b, size_t n) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
@@ -288,7 +330,7 @@ static double max_error(const float *a, const float *b, size_t n) {
 }
 
 /* max |a - b| / max |b| over n values: the error relative to the tensor's scale. */
-static double scaled_error(const float *a, const float *b, size_t n) {
+static inline double scaled_error(const float *a, const float *b, size_t n) {
     double worst = 0.0, scale = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
@@ -304,7 +346,7 @@ static double scaled_error(const float *a, const float *b, size_t n) {
  * rng. Each must be within 1e-3 |g| + 2e-4 (why e and this bound:
  * test_finite_differences in tests/test_train.c); a failure's message ends
  * with `hint`. Returns the largest |fd - g|. */
-static double check_finite_differences(Model *m, int i, const int *inputs, const int *targets, int B,
+static inline double check_finite_differences(Model *m, int i, const int *inputs, const int *targets, int B,
                                        uint64_t *rng, const char *hint) {
     const float eps = 1e-2f;
     size_t n = m->numel[i], picks[4] = {0, 0, 0, 0};
@@ -335,7 +377,7 @@ static double check_finite_differences(Model *m, int i, const int *inputs, const
  * of one sequence) on the same model, fed seq_len (at most 64) fixed
  * pseudo-random tokens: the largest |logit difference| at any position.
  * `m` must be loaded for batches of 1. */
-static double run_c_vs_train_c(Transformer *t, Model *m) {
+static inline double run_c_vs_train_c(Transformer *t, Model *m) {
     int T = m->config.seq_len, V = m->config.vocab_size, ids[64];
     ck_assert_int_le(T, 64);
     uint64_t rng = 5;
@@ -354,7 +396,7 @@ static double run_c_vs_train_c(Transformer *t, Model *m) {
 
 /* A small training text at `path`, in the folder `dir` (made if missing):
  * the first 20 KB of the TinyStories validation file. */
-static void make_training_text(const char *dir, const char *path) {
+static inline void make_training_text(const char *dir, const char *path) {
     mkdir(TMP_DIR, 0755);
     mkdir(dir, 0755);
     size_t size;

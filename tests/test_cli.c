@@ -26,10 +26,12 @@
 
 /* ----- llama2.c goldens ---------------------------------------------- */
 
-static void check_golden(const char *model, const char *golden, char *const extra[]) {
+/* `path` is NULL for the fast path, or "--reference" for run.c's Part I. */
+static void check_golden_on(const char *path, const char *model, const char *golden, char *const extra[]) {
     char *argv[24];
     int n = 0;
     argv[n++] = (char *)program("run");
+    if (path) argv[n++] = (char *)path;
     argv[n++] = (char *)model;
     argv[n++] = "-z";
     argv[n++] = IDTOK;
@@ -39,11 +41,20 @@ static void check_golden(const char *model, const char *golden, char *const extr
     size_t want_len;
     char *want = slurp(golden, &want_len);
     ck_assert_msg(want != NULL, "missing %s", golden);
-    ck_assert_msg(p.exited && p.code == 0, "%s: exit %d signal %d, stderr: %s", golden, p.code, p.signal, p.err);
+    const char *which = path ? path : "the fast path";
+    ck_assert_msg(p.exited && p.code == 0, "%s (%s): exit %d signal %d, stderr: %s", golden, which, p.code, p.signal,
+                  p.err);
     ck_assert_msg(p.out_len == want_len && memcmp(p.out, want, want_len) == 0,
-                  "%s: output differs from llama2.c's:\n--- got ---\n%s\n--- want ---\n%s", golden, p.out, want);
+                  "%s (%s): output differs from llama2.c's:\n--- got ---\n%s\n--- want ---\n%s", golden, which, p.out,
+                  want);
     free(want);
     free_proc(&p);
+}
+
+/* Both paths must print llama2.c's bytes. */
+static void check_golden(const char *model, const char *golden, char *const extra[]) {
+    check_golden_on(NULL, model, golden, extra);
+    check_golden_on("--reference", model, golden, extra);
 }
 
 START_TEST(test_llama2c_goldens) {

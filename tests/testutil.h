@@ -2,6 +2,8 @@
  * write a file, compare two, and run one of lamp's programs as a child
  * process capturing its exit status, stdout and stderr. Tests run from the
  * repository root. (tests/goldens.h holds what the model suites share.) */
+/* The helpers are `static inline`, as in util.h: a header's function that
+ * one suite leaves unused is no warning. */
 #ifndef LAMP_TESTUTIL_H
 #define LAMP_TESTUTIL_H
 
@@ -17,8 +19,10 @@
 
 #define TMP_DIR "tests/tmp"
 
-/* Whole file into memory (NUL-terminated for convenience); NULL if missing. */
-static char *slurp(const char *path, size_t *size) {
+/* Whole file into memory (NUL-terminated for convenience); NULL (and a
+ * size of 0) if missing. */
+static inline char *slurp(const char *path, size_t *size) {
+    if (size) *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -33,7 +37,7 @@ static char *slurp(const char *path, size_t *size) {
     return buf;
 }
 
-static void write_file(const char *path, const void *data, size_t size) {
+static inline void write_file(const char *path, const void *data, size_t size) {
     mkdir(TMP_DIR, 0755);
     FILE *f = fopen(path, "wb");
     ck_assert_msg(f != NULL, "cannot write %s", path);
@@ -43,7 +47,7 @@ static void write_file(const char *path, const void *data, size_t size) {
 
 /* Path of a program of the build under test: $LAMP_BIN/name (LAMP_BIN is
  * set by `make test` / `make asan`; "." by default). */
-static const char *program(const char *name) {
+static inline const char *program(const char *name) {
     static char path[4][512];
     static int next = 0;
     const char *dir = getenv("LAMP_BIN");
@@ -62,7 +66,7 @@ typedef struct {
 
 /* Run argv (argv[0] is the program path), feeding stdin_text (or nothing)
  * on standard input, and capture everything. */
-static Proc run_program(const char *stdin_text, char *const argv[]) {
+static inline Proc run_program(const char *stdin_text, char *const argv[]) {
     mkdir(TMP_DIR, 0755);
     char in_path[64], out_path[64], err_path[64];
     snprintf(in_path, sizeof in_path, TMP_DIR "/stdin.%d", (int)getpid());
@@ -96,14 +100,14 @@ static Proc run_program(const char *stdin_text, char *const argv[]) {
     return p;
 }
 
-static void free_proc(Proc *p) {
+static inline void free_proc(Proc *p) {
     free(p->out);
     free(p->err);
 }
 
 /* run_program(NULL, ...) on the arguments `args` followed by `extra` (each
  * list NULL-terminated): a suite's common command line plus a test's own. */
-static Proc run_program_plus(const char *const *args, const char *const *extra) {
+static inline Proc run_program_plus(const char *const *args, const char *const *extra) {
     const char *argv[64];
     int n = 0;
     for (int i = 0; args[i]; i++) argv[n++] = args[i];
@@ -115,12 +119,12 @@ static Proc run_program_plus(const char *const *args, const char *const *extra) 
 
 /* A program that must have succeeded: exit status 0, else fail with `what`
  * and its stderr. */
-static void expect_success(Proc *p, const char *what) {
+static inline void expect_success(Proc *p, const char *what) {
     ck_assert_msg(p->exited && p->code == 0, "%s: exit %d, stderr: %s", what, p->code, p->err);
 }
 
 /* 1 if the two files exist and hold the same bytes. */
-static int files_equal(const char *a, const char *b) {
+static inline int files_equal(const char *a, const char *b) {
     size_t na, nb;
     char *x = slurp(a, &na), *y = slurp(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
@@ -132,7 +136,7 @@ static int files_equal(const char *a, const char *b) {
 /* Run a suite with Check (each test in its own process, so a crash is a
  * failure, not the end of the run), print its report, and turn the result
  * into the exit status: non-zero if any test failed. */
-static int run_suite(Suite *s) {
+static inline int run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
