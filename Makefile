@@ -131,9 +131,12 @@ test-python: $(PROGRAMS)
 	$(PYTHON) tests/golden/check_goldens.py
 	$(PYTHON) -m pytest tests/python -q -p no:cacheprovider
 
-# Images in docs/ are made from sources kept beside them (needs graphviz).
+# Images in docs/ are made from sources kept beside them: graphviz's dot
+# (Debian: apt-get install graphviz) and matplotlib from the virtualenv.
 docs-images:
 	dot -Tpng -Gdpi=110 docs/img/block.dot -o docs/img/block.png
+	dot -Tpng -Gdpi=110 docs/img/model.dot -o docs/img/model.png
+	$(PYTHON) docs/img/kv_cache.py docs/img/kv_cache.png
 
 # Random models (build/bench/, made once), the roofline measurement, then
 # every speed 5 times, interleaved; BENCH_RUNS and BENCH_MODELS override.
