@@ -45,7 +45,7 @@ PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 TEST_NAMES = tokenizer sampler forward cli docs train
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
-COMMON = tokenizer.c tokenizer.h util.h
+COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
 
 .PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises
 all: $(PROGRAMS)
@@ -128,7 +128,7 @@ endif
 test-python: $(PROGRAMS)
 	$(PYTHON) tools/check_tokenizer_sp.py data/tinystories/valid.txt data/tinyshakespeare/input.txt
 	$(PYTHON) tools/compare_tokenizer_training.py
-	$(PYTHON) tests/golden/check_goldens.py
+	$(PYTHON) -m tests.golden.check_goldens
 	$(PYTHON) -m pytest tests/python -q -p no:cacheprovider
 
 # Images in docs/ are made from sources kept beside them (needs graphviz).
@@ -140,7 +140,7 @@ docs-images:
 bench: $(OUT)/run $(OUT)/tokenizer
 	@mkdir -p build/bench
 	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
-	$(PYTHON) tools/bench.py --out build/bench
+	$(PYTHON) -m tools.bench --out build/bench
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
 
 # ---- Ports (docs/porting.md) ----
@@ -189,14 +189,14 @@ shakespeare: $(PROGRAMS)
 	./run $(SHAKESPEARE_WORK)/model.lamp -t 0.8 -n 120 -i "ROMEO:"
 
 goldens:
-	$(PYTHON) tests/golden/gen_tokenizer.py
-	$(PYTHON) tests/golden/gen_forward.py
-	$(PYTHON) tests/golden/gen_forward_q8.py
-	$(PYTHON) tests/golden/gen_sampler.py
-	$(PYTHON) tests/golden/gen_train.py
-	$(PYTHON) tests/golden/gen_exercise_qkv_bias.py
-	$(PYTHON) tests/golden/gen_exercise_geglu.py
-	$(PYTHON) tests/golden/gen_exercise_int4.py
+	$(PYTHON) -m tests.golden.gen_tokenizer
+	$(PYTHON) -m tests.golden.gen_forward
+	$(PYTHON) -m tests.golden.gen_forward_q8
+	$(PYTHON) -m tests.golden.gen_sampler
+	$(PYTHON) -m tests.golden.gen_train
+	$(PYTHON) -m tests.golden.gen_exercise_qkv_bias
+	$(PYTHON) -m tests.golden.gen_exercise_geglu
+	$(PYTHON) -m tests.golden.gen_exercise_int4
 
 clean:
 	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(EXERCISES)) build tests/tmp

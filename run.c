@@ -805,7 +805,7 @@ static void matmul(float *out, const float *x, const float *w, int n, int d, int
 #endif
 
 /* Quantize n floats (n a multiple of gs) in groups of gs: the rule of
- * docs/format.md 1.4, used for the weights by tools/lampfile.py and here
+ * docs/format.md 1.4, used for the weights by lampfile.py and here
  * for the activations. scale = max|x| / 127, q = round(x / scale) with
  * halves away from zero, so the largest |x| maps to +-127. An all-zero
  * group gets scale 0 and zeros. A chunk's worth is split over the cores; a
