@@ -448,7 +448,7 @@ def vocab_from_tokenizer_json(path):
         return byte_level_from_tokenizer_json(j, path)
     if model.get("type") != "BPE":
         raise ExportError(f"{path}: a {model.get('type')} tokenizer.json; lamp's tokenizer "
-                          f"implements SentencePiece-style BPE only")
+                          f"implements SentencePiece-style and byte-level BPE only")
     norm_text = json.dumps(j.get("normalizer")) + json.dumps(j.get("pre_tokenizer"))
     if "\u2581" not in norm_text and "\\u2581" not in norm_text:
         raise ExportError(f"{path}: not a SentencePiece-style BPE tokenizer (spaces are not "
