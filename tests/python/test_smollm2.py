@@ -63,7 +63,9 @@ def chat_ids(tok, messages):
 def test_logits_64_token_chat_prompt(hf, lamp_f32):
     model, tok = hf
     messages = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": "Write 3 short facts about the Moon, numbered 1 to 3."}]
+                {"role": "user", "content": "Write 3 short facts about the Moon, numbered 1 to 3."},
+                {"role": "assistant", "content": "1. The Moon orbits the Earth every 27.3 days."},
+                {"role": "user", "content": "Thank you! Now tell me one about Mars, please."}]
     ids = chat_ids(tok, messages)[:64]
     assert len(ids) == 64
     theirs = lt.hf_logits(model, ids)
