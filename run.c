@@ -151,6 +151,7 @@ typedef struct {
     struct FastState *fast;  /* the fast path's (Part II), or NULL: then the reference runs */
     Tokenizer tokenizer;     /* filled from the file for lamp models */
     int has_tokenizer;
+    int chat_template;       /* CHAT_* (Part III; lamp version 2 header), CHAT_NONE otherwise */
     int format;              /* FORMAT_* */
     const char *path;
     unsigned char *data;     /* the memory-mapped file */
@@ -470,6 +471,7 @@ typedef struct {
     float temperature;  /* 0 = greedy */
     float topp;         /* nucleus sampling; 0 or 1 = off */
     int topk;           /* keep the k most likely tokens; 0 = off */
+    float minp;         /* drop tokens less likely than minp x the most likely; 0 = off */
     uint64_t rng_state;
     ProbIndex *candidates; /* (vocab_size) scratch for top-p / top-k */
 } Sampler;
@@ -479,6 +481,7 @@ void build_sampler(Sampler *s, int vocab_size, float temperature, float topp, in
     s->temperature = temperature;
     s->topp = topp;
     s->topk = topk;
+    s->minp = 0.0f;
     s->rng_state = seed;
     s->candidates = xmalloc((size_t)vocab_size * sizeof(ProbIndex));
 }
@@ -557,6 +560,15 @@ int sample_topk(const float *p, int n, int k, float topp, ProbIndex *cand, float
 int sample(Sampler *s, float *logits) {
     int n = s->vocab_size;
     if (s->temperature == 0.0f) return sample_argmax(logits, n);
+    if (s->minp > 0.0f) {
+        /* min-p, as llama.cpp's sampler has it (before the temperature): keep
+         * the tokens with p >= minp * p_max, i.e. with a logit at least
+         * max + log(minp); the others get probability 0. */
+        float max = logits[0];
+        for (int i = 1; i < n; i++) if (logits[i] > max) max = logits[i];
+        float cutoff = max + logf(s->minp);
+        for (int i = 0; i < n; i++) if (logits[i] < cutoff) logits[i] = -INFINITY;
+    }
     for (int i = 0; i < n; i++) logits[i] /= s->temperature;
     softmax(logits, n);
     float coin = random_f32(&s->rng_state);
@@ -993,7 +1005,7 @@ void matmul_chunk(float *out, const float *x, const float *w, int n, int d, int 
 #endif
 
 /* Quantize n floats (n a multiple of gs) in groups of gs: the rule of
- * docs/format.md 1.4, used for the weights by tools/lampfile.py and here
+ * docs/format.md 1.4, used for the weights by lampfile.py and here
  * for the activations. scale = max|x| / 127, q = round(x / scale) with
  * halves away from zero, so the largest |x| maps to +-127. An all-zero
  * group gets scale 0 and zeros. A chunk's worth is split over the cores; a
@@ -1457,6 +1469,12 @@ int physical_cores(void) {
  * 12. Reading a model file
  * =========================================================================*/
 
+/* Chat templates: how a chat model wants the turns of a conversation
+ * wrapped (the lamp header's chat_template, docs/format.md 1.1; chat() in
+ * section 13 uses them). */
+enum { CHAT_NONE, CHAT_LLAMA2, CHAT_CHATML, CHAT_LLAMA3, N_CHAT_TEMPLATES };
+static const char *const chat_template_names[N_CHAT_TEMPLATES] = {"none", "llama2", "chatml", "llama3"};
+
 /* --- reading the header --------------------------------------------------
  * Headers are read with memcpy from the mapped bytes (never by casting a
  * struct onto them), so the layout is exactly the one docs/format.md gives
@@ -1637,11 +1655,18 @@ size_t read_header(Transformer *t) {
     char why[160];
     memset(c, 0, sizeof *c);
     t->weights.group_size = 0;
+    t->chat_template = CHAT_NONE;
 
     if (size >= 4 && memcmp(d, "LAMP", 4) == 0) {
         if (size < 256) fatal("%s: file ends inside the 256-byte lamp header (truncated)", path);
         uint32_t version = read_u32(d + 4);
-        if (version != 1) fatal("%s: lamp format version %u is not supported (this run.c reads version 1)", path, version);
+        if (version != 1 && version != 2)
+            fatal("%s: lamp format version %u is not supported (this run.c reads versions 1 and 2)", path, version);
+        if (version == 2) {                /* version 2 names the chat template at byte 80 */
+            uint32_t chat = read_u32(d + 80);
+            if (chat >= N_CHAT_TEMPLATES) fatal("%s: unknown chat template %u in the lamp header", path, chat);
+            t->chat_template = (int)chat;
+        }
         c->dim = read_i32(d + 8);
         c->hidden_dim = read_i32(d + 12);
         c->n_layers = read_i32(d + 16);
@@ -1804,16 +1829,57 @@ int read_line(const char *question, char **line, size_t *cap) {
     return 1;
 }
 
-/* Chat with a Llama 2 chat model. Each user turn is wrapped in Llama 2's
- * template, [INST] ... [/INST], with the system prompt inside <<SYS>> tags in
- * the first turn. The whole conversation stays in the KV cache, so each turn
- * runs only its own new tokens through the model. */
+/* Chat with a chat model. Each turn is the user's message wrapped in the
+ * model's template, and the model answers until it samples the template's
+ * end-of-turn token (or EOS / BOS). The whole conversation stays in the KV
+ * cache, so each turn runs only its own new tokens through the model; the
+ * token that ended the previous answer is fed in front of the next turn.
+ *
+ *   llama2  [INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]   BOS before each turn, ends at EOS
+ *   chatml  <|im_start|>system\n{system}<|im_end|>\n
+ *           <|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n      ends at <|im_end|>
+ *   llama3  <|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>
+ *           <|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>
+ *           <|start_header_id|>assistant<|end_header_id|>\n\n      BOS once, ends at <|eot_id|>
+ * (the system part only in the first turn, and only when there is one). */
+typedef struct {
+    const char *system;     /* printf formats: the system part (%s), the user part (%s) */
+    const char *user;
+    const char *between;    /* text after the fed end-of-turn token, before the next turn */
+    const char *end_of_turn;/* the piece that ends an answer; NULL: EOS */
+    int bos;                /* 1: BOS before every turn, 2: BOS before the first only */
+} ChatTemplate;
+
+static const ChatTemplate chat_templates[N_CHAT_TEMPLATES] = {
+    [CHAT_LLAMA2] = {"[INST] <<SYS>>\n%s\n<</SYS>>\n\n", "%s [/INST]", "", NULL, 1},
+    [CHAT_CHATML] = {"<|im_start|>system\n%s<|im_end|>\n",
+                     "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", "\n", "<|im_end|>", 0},
+    [CHAT_LLAMA3] = {"<|start_header_id|>system<|end_header_id|>\n\n%s<|eot_id|>",
+                     "<|start_header_id|>user<|end_header_id|>\n\n%s<|eot_id|>"
+                     "<|start_header_id|>assistant<|end_header_id|>\n\n", "", "<|eot_id|>", 2},
+};
+
+/* The id of the control piece whose text is `text`, or -1. */
+int find_control_piece(const Tokenizer *tok, const char *text) {
+    for (int id = 0; id < tok->vocab_size; id++)
+        if (tok->types[id] == PIECE_CONTROL && strcmp(tok->pieces[id], text) == 0) return id;
+    return -1;
+}
+
 void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_prompt,
                  const char *system_prompt, int max_reply, const RunInfo *info) {
     const Config *c = &t->config;
+    if (t->chat_template == CHAT_NONE)
+        fatal("%s is not a chat model (its file names no chat template); use -m generate, or "
+              "choose a template with --chat-template llama2|chatml|llama3", t->path);
+    const ChatTemplate *tpl = &chat_templates[t->chat_template];
+    int end_of_turn = tpl->end_of_turn ? find_control_piece(tok, tpl->end_of_turn) : c->eos_id;
+    if (tpl->end_of_turn && end_of_turn < 0)
+        fatal("%s: the %s chat template ends turns with %s, which this vocabulary lacks", t->path,
+              chat_template_names[t->chat_template], tpl->end_of_turn);
     char *user = NULL, *system = NULL;
     size_t user_cap = 0, system_cap = 0;
-    int pos = 0, ended_with_eos = 0, turn = 0;
+    int pos = 0, ended_with = -1, turn = 0;   /* ended_with: the token that ended the last answer */
     double busy = 0.0;
     long n_new_tokens = 0;
     if (!system_prompt) {
@@ -1829,19 +1895,21 @@ void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_pr
             user_text = user;
         }
         /* render the turn; sizes are measured first, so no buffer can overflow */
-        const char *fmt = (pos == 0 && system_prompt[0]) ? "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]"
-                                                          : "[INST] %s [/INST]";
-        int need = (pos == 0 && system_prompt[0]) ? snprintf(NULL, 0, fmt, system_prompt, user_text)
-                                                  : snprintf(NULL, 0, fmt, user_text);
-        char *rendered = xmalloc((size_t)need + 1);
-        if (pos == 0 && system_prompt[0]) snprintf(rendered, (size_t)need + 1, fmt, system_prompt, user_text);
-        else snprintf(rendered, (size_t)need + 1, fmt, user_text);
+        int with_system = pos == 0 && system_prompt[0];
+        const char *between = ended_with >= 0 ? tpl->between : "";
+        int n_sys = with_system ? snprintf(NULL, 0, tpl->system, system_prompt) : 0;
+        int n_user = snprintf(NULL, 0, tpl->user, user_text);
+        size_t need = strlen(between) + (size_t)n_sys + (size_t)n_user;
+        char *rendered = xmalloc(need + 1);
+        strcpy(rendered, between);
+        if (with_system) snprintf(rendered + strlen(between), (size_t)n_sys + 1, tpl->system, system_prompt);
+        snprintf(rendered + strlen(between) + (size_t)n_sys, (size_t)n_user + 1, tpl->user, user_text);
+        int add_bos = tpl->bos == 1 || (tpl->bos == 2 && pos == 0);
         int n_ids;
-        int *ids = tokenizer_encode(tok, rendered, (size_t)need, 1, 0, &n_ids);
+        int *ids = tokenizer_encode(tok, rendered, need, add_bos, 0, &n_ids);
         free(rendered);
-        /* The model's previous answer ended with EOS; it was sampled but not
-         * yet fed in. Feed it now, so the cache holds "... answer </s><s>[INST] ...". */
-        int n_feed = n_ids + (ended_with_eos ? 1 : 0);
+        /* The previous answer's last token was sampled but not yet fed: put it first. */
+        int n_feed = n_ids + (ended_with >= 0 ? 1 : 0);
         if (pos + n_feed > c->seq_len) {
             free(ids);
             fprintf(stderr, "[context full: the conversation has used %d of %d positions; start a new chat]\n",
@@ -1849,22 +1917,29 @@ void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_pr
             break;
         }
         double t0 = time_now();
-        if (ended_with_eos) {   /* put the EOS in front of the turn's ids */
+        if (ended_with >= 0) {
             ids = xrealloc(ids, (size_t)n_feed * sizeof(int));
             memmove(ids + 1, ids, (size_t)n_ids * sizeof(int));
-            ids[0] = c->eos_id;
+            ids[0] = ended_with;
         }
+        if (info->verbose) print_token_ids("turn ids", ids, n_feed);
         float *logits = feed_tokens(t, ids, n_feed, pos);   /* the whole turn */
         pos += n_feed;
         free(ids);
-        ended_with_eos = 0;
+        ended_with = -1;
 
         fputs("Assistant: ", stdout);
         Utf8Printer printer = {0};
         int prev = -1, n_reply = 0;
+        int *reply = info->verbose ? xmalloc(((size_t)c->seq_len + 1) * sizeof(int)) : NULL;
         for (;;) {
             int next = sample(sampler, logits);
-            if (next == c->eos_id) { ended_with_eos = 1; break; }
+            if (reply) reply[n_reply] = next;
+            if (next == end_of_turn || next == c->eos_id || next == c->bos_id) {
+                ended_with = next;
+                if (reply) n_reply++;
+                break;
+            }
             size_t len;
             const char *piece = tokenizer_decode(tok, prev, next, &len);
             utf8_print(&printer, piece, len, stdout);
@@ -1878,6 +1953,10 @@ void chat(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *first_pr
         }
         utf8_flush(&printer, stdout);
         printf("\n");
+        if (reply) {
+            print_token_ids("reply ids", reply, n_reply);
+            free(reply);
+        }
         busy += time_now() - t0;
         if (pos >= c->seq_len) {
             fprintf(stderr, "[context full: %d positions used; start a new chat]\n", c->seq_len);
@@ -2013,6 +2092,8 @@ void print_usage(FILE *out) {
         "  -m MODE    generate, chat, or eval (the loss on a text file, -f) [generate]\n"
         "  -f FILE    eval: the text file; documents are separated by blank lines [none]\n"
         "  -y STRING  chat: system prompt; when absent, chat asks for one [none]\n"
+        "  --chat-template NAME  chat: none, llama2, chatml or llama3 [the model file's]\n"
+        "  --min-p FLOAT  min-p in [0,1]: drop tokens less likely than this x the most likely; 0 = off [0]\n"
         "  --threads N  threads for matmul and attention [OMP_NUM_THREADS, else the physical cores]\n"
         "  --reference  run Part I of run.c only: the plain forward pass, one token at a\n"
         "             time, plain KV cache and matmul (slow; the reference the fast path is checked against)\n"
@@ -2048,8 +2129,8 @@ uint64_t parse_seed(const char *text) {
 int main(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
     const char *system_prompt = NULL, *eval_path = NULL;
-    float temperature = 1.0f, topp = 0.9f;
-    int topk = 0, steps = 256, threads = 0, verbose = 0, reference = 0;
+    float temperature = 1.0f, topp = 0.9f, minp = 0.0f;
+    int topk = 0, steps = 256, threads = 0, verbose = 0, reference = 0, chat_template = -1;
     uint64_t seed = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -2064,7 +2145,8 @@ int main(int argc, char **argv) {
         }
         int known = !strcmp(arg, "-t") || !strcmp(arg, "-p") || !strcmp(arg, "-k") || !strcmp(arg, "-s") ||
                     !strcmp(arg, "-n") || !strcmp(arg, "-i") || !strcmp(arg, "-z") || !strcmp(arg, "-m") ||
-                    !strcmp(arg, "-y") || !strcmp(arg, "-f") || !strcmp(arg, "--threads");
+                    !strcmp(arg, "-y") || !strcmp(arg, "-f") || !strcmp(arg, "--threads") ||
+                    !strcmp(arg, "--min-p") || !strcmp(arg, "--chat-template");
         if (!known) fatal("unknown option '%s'; -h for help", arg);
         if (i + 1 >= argc) fatal("option %s needs a value; -h for help", arg);
         const char *value = argv[++i];
@@ -2079,6 +2161,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "-y")) system_prompt = value;
         else if (!strcmp(arg, "-m")) mode = value;
         else if (!strcmp(arg, "-f")) eval_path = value;
+        else if (!strcmp(arg, "--min-p")) minp = (float)parse_number("--min-p", value, 0, 1, 0);
+        else if (!strcmp(arg, "--chat-template")) {
+            for (int k = 0; k < N_CHAT_TEMPLATES; k++)
+                if (strcmp(value, chat_template_names[k]) == 0) chat_template = k;
+            if (chat_template < 0)
+                fatal("unknown chat template '%s' for --chat-template: expected none, llama2, chatml or llama3", value);
+        }
     }
     if (strcmp(mode, "generate") != 0 && strcmp(mode, "chat") != 0 && strcmp(mode, "eval") != 0)
         fatal("invalid mode '%s' for -m: expected generate, chat or eval", mode);
@@ -2118,6 +2207,8 @@ int main(int argc, char **argv) {
 
     Sampler sampler;
     build_sampler(&sampler, transformer.config.vocab_size, temperature, topp, topk, seed);
+    sampler.minp = minp;
+    if (chat_template >= 0) transformer.chat_template = chat_template;
     if (verbose) {
         const Config *c = &transformer.config;
         fprintf(stderr, "model %s: dim %d, hidden %d, layers %d, heads %d, kv heads %d, head_dim %d, vocab %d, seq_len %d\n",

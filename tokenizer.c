@@ -179,6 +179,69 @@ static void finish_loading(Tokenizer *t, const char *path) {
     }
 }
 
+/* Byte-level BPE: the merge table. A pair of ids (left, right) is one 64-bit
+ * key; its slot holds the rank of the merge, found by linear probing. */
+static size_t pair_slot(int left, int right, size_t mask) {
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    key *= 0x9E3779B97F4A7C15ULL;           /* Fibonacci hashing spreads the bits */
+    return (size_t)(key >> 32) & mask;
+}
+
+/* Rank of the merge (left, right), or -1 if the merge list has no such pair. */
+static int merge_rank(const Tokenizer *t, int left, int right) {
+    size_t mask = t->merge_table_size - 1;
+    for (size_t slot = pair_slot(left, right, mask);; slot = (slot + 1) & mask) {
+        int rank = t->merge_table[slot];
+        if (rank < 0) return -1;
+        if (t->merge_left[rank] == left && t->merge_right[rank] == right) return rank;
+    }
+}
+
+/* After a byte-level vocabulary is read: the piece of each single byte, the
+ * result of each merge, the merge table and the added tokens. */
+static void finish_byte_level(Tokenizer *t, const char *path) {
+    /* A byte without a piece (SmolLM2 has none for some control bytes) is
+     * dropped from the text, as Hugging Face's BPE does without an unknown token. */
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        t->byte_ids[b] = lookup_piece(t, &c, 1);
+    }
+    size_t size = 16;
+    while (size < 2 * (size_t)t->n_merges) size *= 2;
+    t->merge_table_size = size;
+    t->merge_table = xmalloc(size * sizeof(int));
+    for (size_t i = 0; i < size; i++) t->merge_table[i] = -1;
+    char *joined = xmalloc(2 * (size_t)t->max_piece_length + 1);
+    for (int m = 0; m < t->n_merges; m++) {
+        int a = t->merge_left[m], b = t->merge_right[m];
+        size_t la = (size_t)t->piece_lengths[a], lb = (size_t)t->piece_lengths[b];
+        memcpy(joined, t->pieces[a], la);
+        memcpy(joined + la, t->pieces[b], lb);
+        t->merge_result[m] = lookup_piece(t, joined, la + lb);
+        if (t->merge_result[m] < 0)
+            fatal("%s: merge %d (pieces %d and %d) makes a piece that is not in the vocabulary", path, m, a, b);
+        size_t slot = pair_slot(a, b, size - 1);
+        while (t->merge_table[slot] >= 0 && !(t->merge_left[t->merge_table[slot]] == a &&
+                                               t->merge_right[t->merge_table[slot]] == b))
+            slot = (slot + 1) & (size - 1);
+        if (t->merge_table[slot] < 0) t->merge_table[slot] = m;  /* a repeated pair keeps its first rank */
+    }
+    free(joined);
+    /* Added tokens, longest first, so the first that matches is the longest. */
+    t->added_ids = xmalloc((size_t)t->vocab_size * sizeof(int));
+    for (int id = 0; id < t->vocab_size; id++) {
+        if ((t->types[id] != PIECE_CONTROL && t->types[id] != PIECE_USER_DEFINED) || t->piece_lengths[id] == 0)
+            continue;
+        int i = t->n_added++;
+        while (i > 0 && t->piece_lengths[t->added_ids[i - 1]] < t->piece_lengths[id]) {
+            t->added_ids[i] = t->added_ids[i - 1];
+            i--;
+        }
+        t->added_ids[i] = id;
+        t->starts_added[(unsigned char)t->pieces[id][0]] = 1;
+    }
+}
+
 void tokenizer_load_bin(Tokenizer *t, const char *path, int vocab_size) {
     memset(t, 0, sizeof *t);
     size_t size;
@@ -247,6 +310,13 @@ void tokenizer_load_lamp_section(Tokenizer *t, const unsigned char *data, size_t
     read_bytes(&r, &flags, 4, "the tokenizer header");
     if (n <= 0 || n > (1 << 24)) fatal("%s: tokenizer piece count %d is not sane", path, n);
     if (max_len <= 0 || max_len > 65536) fatal("%s: tokenizer max_piece_length %d is not sane", path, max_len);
+    /* tokenizer_flags: bit 0 the dummy prefix, bits 8..15 the kind. */
+    uint32_t kind = (flags >> 8) & 0xFFu;
+    if (kind >= N_TOKENIZER_KINDS)
+        fatal("%s: unknown tokenizer kind %u (this build knows 0 SentencePiece, 1 GPT-2, "
+              "2 Llama 3, 3 SmolLM)", path, kind);
+    if (flags & ~0xFF01u) fatal("%s: unknown tokenizer flags 0x%x", path, flags);
+    t->kind = (int)kind;
     t->max_piece_length = max_len;
     t->add_dummy_prefix = (int)(flags & 1u);
     alloc_pieces(t, n);
@@ -257,8 +327,28 @@ void tokenizer_load_lamp_section(Tokenizer *t, const unsigned char *data, size_t
         read_bytes(&r, &len, 4, "a piece length");
         read_piece_text(t, &r, id, len);
     }
+    if (t->kind != TOKENIZER_SENTENCEPIECE) {
+        /* Byte-level BPE: the merge list follows the pieces, in rank order. */
+        int32_t n_merges;
+        read_bytes(&r, &n_merges, 4, "the merge count");
+        if (n_merges < 0 || n_merges > (1 << 24)) fatal("%s: merge count %d is not sane", path, n_merges);
+        t->n_merges = n_merges;
+        t->merge_left = xmalloc(((size_t)n_merges + 1) * sizeof(int));
+        t->merge_right = xmalloc(((size_t)n_merges + 1) * sizeof(int));
+        t->merge_result = xmalloc(((size_t)n_merges + 1) * sizeof(int));
+        for (int m = 0; m < n_merges; m++) {
+            read_bytes(&r, &t->merge_left[m], 4, "a merge");
+            read_bytes(&r, &t->merge_right[m], 4, "a merge");
+            if (t->merge_left[m] < 0 || t->merge_left[m] >= n || t->merge_right[m] < 0 || t->merge_right[m] >= n)
+                fatal("%s: merge %d names a piece outside the vocabulary", path, m);
+        }
+    }
     if (r.pos != size) fatal("%s: %zu unexpected bytes after the tokenizer's pieces", path, size - r.pos);
     finish_loading(t, path);
+    if (t->kind != TOKENIZER_SENTENCEPIECE) {
+        finish_byte_level(t, path);
+        return;   /* bos/eos come from the model header */
+    }
     /* bos/eos come from the model header; run.c sets them. Control pieces
      * named <s> and </s> are the sensible default for a bare tokenizer. */
     for (int id = 0; id < n; id++) {
@@ -292,7 +382,7 @@ void tokenizer_load_file(Tokenizer *t, const char *path) {
 
 size_t tokenizer_write_lamp_section(const Tokenizer *t, FILE *out) {
     int32_t header[2] = {t->vocab_size, t->max_piece_length};
-    uint32_t flags = t->add_dummy_prefix ? 1u : 0u;
+    uint32_t flags = (t->add_dummy_prefix ? 1u : 0u) | (uint32_t)t->kind << 8;
     size_t written = 0;
     written += fwrite(header, 4, 2, out) * 4;
     written += fwrite(&flags, 4, 1, out) * 4;
@@ -305,6 +395,15 @@ size_t tokenizer_write_lamp_section(const Tokenizer *t, FILE *out) {
         written += fwrite(t->pieces[id], 1, len, out);
         expected += 9 + len;
     }
+    if (t->kind != TOKENIZER_SENTENCEPIECE) {
+        int32_t n_merges = t->n_merges;
+        written += fwrite(&n_merges, 4, 1, out) * 4;
+        for (int m = 0; m < t->n_merges; m++) {
+            written += fwrite(&t->merge_left[m], 4, 1, out) * 4;
+            written += fwrite(&t->merge_right[m], 4, 1, out) * 4;
+        }
+        expected += 4 + 8 * (size_t)t->n_merges;
+    }
     if (written != expected) fatal("cannot write the tokenizer (disk full?)");
     return written;
 }
@@ -316,6 +415,11 @@ void tokenizer_free(Tokenizer *t) {
     free(t->scores);
     free(t->types);
     free(t->table);
+    free(t->merge_left);
+    free(t->merge_right);
+    free(t->merge_result);
+    free(t->merge_table);
+    free(t->added_ids);
     memset(t, 0, sizeof *t);
 }
 
@@ -328,26 +432,45 @@ void tokenizer_free(Tokenizer *t) {
  * utf8_length returns the length of the valid character at s (at most n
  * bytes available), or 0 if the bytes there are not one. Overlong forms,
  * surrogates and values past U+10FFFF are invalid, as in SentencePiece. */
-static int utf8_length(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    int len;
-    unsigned char lo = 0x80, hi = 0xBF;    /* allowed range of the 2nd byte */
+/* The length of the character that start byte c begins (0 if c cannot
+ * begin one), and the range [*lo, *hi] its second byte must lie in. */
+static int utf8_start(unsigned char c, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
     if (c < 0x80) return 1;
-    else if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;           /* overlong */
-        if (c == 0xED) hi = 0x9F;           /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;           /* overlong */
-        if (c == 0xF4) hi = 0x8F;           /* past U+10FFFF */
-    } else return 0;                        /* 80..C1, F5..FF never start one */
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;          /* overlong */
+        if (c == 0xED) *hi = 0x9F;          /* surrogates */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;          /* overlong */
+        if (c == 0xF4) *hi = 0x8F;          /* past U+10FFFF */
+        return 4;
+    }
+    return 0;                               /* 80..C1, F5..FF never start one */
+}
+
+static int utf8_length(const unsigned char *s, size_t n) {
+    unsigned char lo, hi;                   /* allowed range of the 2nd byte */
+    int len = utf8_start(s[0], &lo, &hi);
+    if (len <= 1) return len;
     if ((size_t)len > n) return 0;
     if (s[1] < lo || s[1] > hi) return 0;
     for (int i = 2; i < len; i++)
         if (s[i] < 0x80 || s[i] > 0xBF) return 0;
     return len;
+}
+
+/* The code point of the valid UTF-8 character s[0..len). The first byte
+ * keeps 7, 5, 4 or 3 bits (0x7F >> len covers the three multi-byte cases);
+ * each continuation byte adds 6. */
+static uint32_t code_point(const unsigned char *s, int len) {
+    if (len == 1) return s[0];
+    uint32_t cp = s[0] & (0x7Fu >> len);
+    for (int i = 1; i < len; i++) cp = (cp << 6) | (s[i] & 0x3Fu);
+    return cp;
 }
 
 /* Normalise one character as SentencePiece does before it encodes (and
@@ -438,9 +561,13 @@ static void add_candidate(const Tokenizer *t, const char *text, const Symbol *sy
     heap_push(heap, c);
 }
 
+static int *encode_byte_level(const Tokenizer *t, const unsigned char *raw, size_t raw_len,
+                              int add_bos, int add_eos, int *n_tokens);
+
 int *tokenizer_encode(const Tokenizer *t, const char *raw_text, size_t raw_len,
                       int add_bos, int add_eos, int *n_tokens) {
     const unsigned char *raw = (const unsigned char *)raw_text;
+    if (t->kind != TOKENIZER_SENTENCEPIECE) return encode_byte_level(t, raw, raw_len, add_bos, add_eos, n_tokens);
     /* Step 1, normalise. Worst case every input byte is malformed and
      * becomes the 3-byte U+FFFD, plus one byte of dummy prefix. */
     char *text = xmalloc(3 * raw_len + 2);
@@ -517,12 +644,268 @@ int *tokenizer_encode(const Tokenizer *t, const char *raw_text, size_t raw_len,
 }
 
 /* ------------------------------------------------------------------------
+ * Byte-level BPE: GPT-2, Llama 3, SmolLM2.
+ *
+ * These vocabularies start from the 256 bytes: every byte has a piece, so
+ * any text can be encoded and nothing is ever unknown. Encoding is three
+ * steps:
+ *   1. Cut out the added tokens (<|im_start|>, <|endoftext|>, ...) where they
+ *      appear in the text; each becomes its own id.
+ *   2. Split the rest into words with the tokenizer's pattern (below). BPE
+ *      never merges across two words, so " the" and "cat" stay apart.
+ *   3. Each word: one piece per byte, then repeatedly merge the neighbouring
+ *      pair that comes first in the merge list (lowest rank; the leftmost
+ *      such pair on a tie) until no neighbouring pair is in the list.
+ * Hugging Face's tokenizer.json stores pieces with each byte written as a
+ * printable character (GPT-2's "byte to unicode" map: 'Ġ' for a space);
+ * export.py undoes that map, so here pieces are the plain bytes they stand
+ * for, and decoding is just copying them.
+ *
+ * The patterns are regular expressions in the tokenizers (Python syntax):
+ *   GPT-2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *   Llama 3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ *            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * \p{L} is a letter, \p{N} a number, \s whitespace (unicode_table.h). At
+ * each position the first alternative that matches wins, and the next word
+ * starts where it ends. Written out by hand below, one function per
+ * pattern, so no regex library is needed. SmolLM2 first cuts every number
+ * character out on its own (Hugging Face's Digits(individual_digits=True)),
+ * then applies GPT-2's pattern to the pieces in between. */
+
+typedef enum { UNICODE_OTHER, UNICODE_LETTER, UNICODE_NUMBER, UNICODE_WHITESPACE } UnicodeClass;
+typedef struct {
+    uint32_t first, last;   /* code points first..last all have class cls */
+    unsigned char cls;
+} UnicodeRun;
+#include "unicode_table.h"
+
+static int unicode_class(uint32_t cp) {
+    if (cp < 0x80) {        /* ASCII, the common case, without a search */
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return UNICODE_LETTER;
+        if (cp >= '0' && cp <= '9') return UNICODE_NUMBER;
+        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return UNICODE_WHITESPACE;
+        return UNICODE_OTHER;
+    }
+    int lo = 0, hi = (int)(sizeof unicode_runs / sizeof unicode_runs[0]) - 1;
+    while (lo <= hi) {      /* binary search for the run that holds cp */
+        int mid = (lo + hi) / 2;
+        if (cp < unicode_runs[mid].first) hi = mid - 1;
+        else if (cp > unicode_runs[mid].last) lo = mid + 1;
+        else return unicode_runs[mid].cls;
+    }
+    return UNICODE_OTHER;
+}
+
+/* The text as code points: cp[i] and its class cls[i], for i < n. */
+typedef struct {
+    const uint32_t *cp;
+    const unsigned char *cls;
+} CodePoints;
+
+static int run_end(const CodePoints *s, int i, int n, int cls) {
+    while (i < n && s->cls[i] == cls) i++;
+    return i;
+}
+
+static int is_newline(uint32_t c) { return c == '\r' || c == '\n'; }
+
+/* 's 't 're 've 'm 'll 'd at i: their length, or 0. Llama 3 ignores case
+ * (and its regex engine folds U+017F, the long s, to 's'). */
+static int contraction(const CodePoints *s, int i, int n, int ignore_case) {
+    if (s->cp[i] != '\'' || i + 1 >= n) return 0;
+    uint32_t a = s->cp[i + 1], b = i + 2 < n ? s->cp[i + 2] : 0;
+    if (ignore_case) {
+        if (a < 0x80) a |= 0x20;            /* ASCII lower case */
+        if (b < 0x80 && b) b |= 0x20;
+        if (a == 0x17F) a = 's';
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    return 0;
+}
+
+/* \s+(?!\S)|\s+ at i (whitespace): the whole run, except that a run of two
+ * or more followed by a non-space leaves its last character to the next
+ * word (so " the" keeps its space). */
+static int whitespace_word(const CodePoints *s, int i, int n) {
+    int end = run_end(s, i, n, UNICODE_WHITESPACE);
+    return (end < n && end - i >= 2) ? end - 1 : end;
+}
+
+/* The end of GPT-2's word that starts at i (the text ends at n). */
+static int gpt2_word(const CodePoints *s, int i, int n) {
+    int k = contraction(s, i, n, 0);
+    if (k) return i + k;
+    /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+': an optional space, then a run of one class */
+    int j = (s->cp[i] == ' ' && i + 1 < n && s->cls[i + 1] != UNICODE_WHITESPACE) ? i + 1 : i;
+    if (s->cls[j] != UNICODE_WHITESPACE) return run_end(s, j, n, s->cls[j]);
+    return whitespace_word(s, i, n);
+}
+
+/* The end of Llama 3's word that starts at i. */
+static int llama3_word(const CodePoints *s, int i, int n) {
+    int k = contraction(s, i, n, 1);
+    if (k) return i + k;
+    int c = s->cls[i];
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ : letters, perhaps after one other character */
+    if (c == UNICODE_LETTER) return run_end(s, i, n, UNICODE_LETTER);
+    if (c != UNICODE_NUMBER && !is_newline(s->cp[i]) && i + 1 < n && s->cls[i + 1] == UNICODE_LETTER)
+        return run_end(s, i + 1, n, UNICODE_LETTER);
+    /* \p{N}{1,3} : at most three number characters */
+    if (c == UNICODE_NUMBER) {
+        int end = i;
+        while (end < n && end - i < 3 && s->cls[end] == UNICODE_NUMBER) end++;
+        return end;
+    }
+    /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' : punctuation and the like, with the line breaks after it */
+    int j = (s->cp[i] == ' ' && i + 1 < n) ? i + 1 : i;
+    if (s->cls[j] == UNICODE_OTHER) {
+        int end = run_end(s, j, n, UNICODE_OTHER);
+        while (end < n && is_newline(s->cp[end])) end++;
+        return end;
+    }
+    /* \s*[\r\n]+ : whitespace up to and including its last line break */
+    int end = run_end(s, i, n, UNICODE_WHITESPACE), last_newline = -1;
+    for (int m = i; m < end; m++)
+        if (is_newline(s->cp[m])) last_newline = m;
+    if (last_newline >= 0) return last_newline + 1;
+    return whitespace_word(s, i, n);
+}
+
+/* Merge the bytes of one word into pieces (step 3); ids gets them and the
+ * count is returned. rank is scratch: rank[k] is the merge rank of the pair
+ * (ids[k], ids[k+1]), -1 if it is not in the list. */
+static int bpe_word(const Tokenizer *t, const unsigned char *bytes, int len, int *ids, int *rank) {
+    int n = 0;
+    for (int k = 0; k < len; k++)
+        if (t->byte_ids[bytes[k]] >= 0) ids[n++] = t->byte_ids[bytes[k]];
+    for (int k = 0; k + 1 < n; k++) rank[k] = merge_rank(t, ids[k], ids[k + 1]);
+    while (n > 1) {
+        int best = -1;
+        for (int k = 0; k + 1 < n; k++)
+            if (rank[k] >= 0 && (best < 0 || rank[k] < rank[best])) best = k;
+        if (best < 0) break;
+        /* ids[best], ids[best+1] -> one piece; the pairs after it move left */
+        ids[best] = t->merge_result[rank[best]];
+        memmove(ids + best + 1, ids + best + 2, (size_t)(n - best - 2) * sizeof(int));
+        memmove(rank + best, rank + best + 1, (size_t)(n - best - 2) * sizeof(int));
+        n--;
+        if (best > 0) rank[best - 1] = merge_rank(t, ids[best - 1], ids[best]);
+        if (best + 1 < n) rank[best] = merge_rank(t, ids[best], ids[best + 1]);
+    }
+    return n;
+}
+
+/* Split text[from..to) (code points) into words, and emit their pieces. */
+static int encode_words(const Tokenizer *t, const CodePoints *s, const unsigned char *text,
+                        const size_t *offset, int from, int to, int *ids, int *rank) {
+    int n = 0;
+    for (int i = from; i < to;) {
+        int end;
+        if (t->kind == TOKENIZER_LLAMA3) end = llama3_word(s, i, to);
+        else if (t->kind == TOKENIZER_GPT2) end = gpt2_word(s, i, to);
+        else if (s->cls[i] == UNICODE_NUMBER) end = i + 1;   /* SmolLM: each digit alone */
+        else {
+            int stop = i;                                    /* GPT-2 up to the next digit */
+            while (stop < to && s->cls[stop] != UNICODE_NUMBER) stop++;
+            end = gpt2_word(s, i, stop);
+        }
+        n += bpe_word(t, text + offset[i], (int)(offset[end] - offset[i]), ids + n, rank);
+        i = end;
+    }
+    return n;
+}
+
+/* The number of bytes at s (n available) that the Unicode standard's
+ * "maximal subpart" rule, followed by Python's decoder, replaces with one
+ * U+FFFD: a start byte and those of its continuation bytes that fit. Only
+ * called where utf8_length found no valid character. */
+static int utf8_bad_length(const unsigned char *s, size_t n) {
+    unsigned char lo, hi;
+    int len = utf8_start(s[0], &lo, &hi);
+    if (len == 0 || n < 2 || s[1] < lo || s[1] > hi) return 1;
+    int k = 2;
+    while (k < len && (size_t)k < n && s[k] >= 0x80 && s[k] <= 0xBF) k++;
+    return k;
+}
+
+/* The added token that starts at text (len bytes left), longest first, or -1. */
+static int added_token_at(const Tokenizer *t, const unsigned char *text, size_t len) {
+    if (!t->starts_added[text[0]]) return -1;
+    for (int a = 0; a < t->n_added; a++) {
+        int id = t->added_ids[a];
+        size_t piece_len = (size_t)t->piece_lengths[id];
+        if (piece_len <= len && memcmp(text, t->pieces[id], piece_len) == 0) return id;
+    }
+    return -1;
+}
+
+static int *encode_byte_level(const Tokenizer *t, const unsigned char *raw, size_t raw_len,
+                              int add_bos, int add_eos, int *n_tokens) {
+    /* The text as valid UTF-8 (each bad sequence -> U+FFFD, 3 bytes) and as
+     * code points; offset[i] is where code point i starts in text. */
+    unsigned char *text = xmalloc(3 * raw_len + 1);
+    uint32_t *cp = xmalloc((raw_len + 1) * sizeof(uint32_t));
+    unsigned char *cls = xmalloc(raw_len + 1);
+    size_t *offset = xmalloc((raw_len + 1) * sizeof(size_t));
+    int n_cp = 0;
+    size_t text_len = 0;
+    for (size_t i = 0; i < raw_len;) {
+        int len = utf8_length(raw + i, raw_len - i);
+        offset[n_cp] = text_len;
+        if (len == 0) {
+            i += (size_t)utf8_bad_length(raw + i, raw_len - i);
+            memcpy(text + text_len, "\xEF\xBF\xBD", 3);
+            text_len += 3;
+            cp[n_cp] = 0xFFFD;
+        } else {
+            memcpy(text + text_len, raw + i, (size_t)len);
+            text_len += (size_t)len;
+            cp[n_cp] = code_point(raw + i, len);
+            i += (size_t)len;
+        }
+        cls[n_cp] = (unsigned char)unicode_class(cp[n_cp]);
+        n_cp++;
+    }
+    offset[n_cp] = text_len;
+    CodePoints s = {cp, cls};
+
+    int *ids = xmalloc((text_len + 2) * sizeof(int));   /* at most one id per byte */
+    int *rank = xmalloc((text_len + 1) * sizeof(int));
+    int n = 0, from = 0;
+    if (add_bos && t->bos_id >= 0) ids[n++] = t->bos_id;
+    for (int i = 0; i < n_cp;) {
+        int id = added_token_at(t, text + offset[i], text_len - offset[i]);
+        if (id < 0) { i++; continue; }
+        n += encode_words(t, &s, text, offset, from, i, ids + n, rank);
+        ids[n++] = id;
+        size_t end = offset[i] + (size_t)t->piece_lengths[id];
+        while (i < n_cp && offset[i] < end) i++;
+        from = i;
+    }
+    n += encode_words(t, &s, text, offset, from, n_cp, ids + n, rank);
+    if (add_eos && t->eos_id >= 0) ids[n++] = t->eos_id;
+    free(text);
+    free(cp);
+    free(cls);
+    free(offset);
+    free(rank);
+    *n_tokens = n;
+    return ids;
+}
+
+/* ------------------------------------------------------------------------
  * Decoding. */
 
 const char *tokenizer_decode(const Tokenizer *t, int prev_id, int id, size_t *len) {
     *len = 0;
     if (id < 0 || id >= t->vocab_size) return "";
     const char *piece = t->pieces[id];
+    if (t->kind != TOKENIZER_SENTENCEPIECE) {   /* byte-level: the piece's bytes, as they are */
+        if (t->types[id] == PIECE_CONTROL) return "";
+        *len = (size_t)t->piece_lengths[id];
+        return piece;
+    }
     switch (t->types[id]) {
     case PIECE_BYTE: {
         int b = parse_byte_piece(piece, t->piece_lengths[id]);
@@ -684,16 +1067,6 @@ static double seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The code point of the valid UTF-8 character s[0..len). The first byte
- * keeps 7, 5, 4 or 3 bits (0x7F >> len covers the three multi-byte cases);
- * each continuation byte adds 6. */
-static uint32_t code_point(const unsigned char *s, int len) {
-    if (len == 1) return s[0];
-    uint32_t cp = s[0] & (0x7Fu >> len);
-    for (int i = 1; i < len; i++) cp = (cp << 6) | (s[i] & 0x3Fu);
-    return cp;
 }
 
 /* Unicode scripts, simplified. SentencePiece looks every character up in the

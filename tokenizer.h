@@ -1,4 +1,5 @@
-/* tokenizer.h — lamp's SentencePiece-compatible BPE tokenizer.
+/* tokenizer.h — lamp's BPE tokenizers: SentencePiece's (Llama 2, llama2.c)
+ * and the byte-level one of GPT-2, Llama 3 and SmolLM2.
  *
  * A tokenizer turns text into token ids (encode) and ids back into text
  * (decode). The implementation, with the algorithm explained, is in
@@ -20,7 +21,22 @@ enum {
     PIECE_BYTE = 6,         /* <0xAB>: byte fallback                        */
 };
 
+/* The kinds of tokenizer (bits 8..15 of a lamp file's tokenizer_flags,
+ * docs/format.md 1.2). SentencePiece BPE merges the pair whose result has
+ * the best score and falls back to byte pieces; byte-level BPE first splits
+ * the text into words with a pattern, then merges the pairs of its merge
+ * list in rank order, starting from one piece per byte. The byte-level
+ * kinds differ only in how they split. */
+enum {
+    TOKENIZER_SENTENCEPIECE = 0,
+    TOKENIZER_GPT2 = 1,     /* byte-level, GPT-2's split pattern                      */
+    TOKENIZER_LLAMA3 = 2,   /* byte-level, Llama 3's split pattern                    */
+    TOKENIZER_SMOLLM = 3,   /* byte-level, every digit alone, then GPT-2's pattern    */
+    N_TOKENIZER_KINDS
+};
+
 typedef struct {
+    int kind;               /* TOKENIZER_*                                            */
     int vocab_size;
     char **pieces;          /* (vocab_size) text of each piece, NUL-terminated, '▁' as ' ' */
     int *piece_lengths;     /* (vocab_size) bytes in each piece                */
@@ -34,6 +50,18 @@ typedef struct {
     int *table;             /* (table_size) ids, -1 = empty slot               */
     size_t table_size;      /* a power of two                                  */
     unsigned char byte_text[256][2]; /* one-byte strings that decode returns */
+    /* Byte-level BPE only. Merge r (its rank: lower merges first) joins the
+     * pieces merge_left[r] and merge_right[r] into merge_result[r]; a hash
+     * table finds the rank of a pair. Added tokens (control and
+     * user-defined pieces, e.g. <|im_start|>) are cut out of the text
+     * before it is split, longest first. */
+    int n_merges;
+    int *merge_left, *merge_right, *merge_result;  /* (n_merges)                    */
+    int *merge_table;       /* (merge_table_size) ranks, -1 = empty slot          */
+    size_t merge_table_size;/* a power of two                                     */
+    int n_added;
+    int *added_ids;         /* (n_added) ids of the added tokens, longest first   */
+    unsigned char starts_added[256]; /* 1 if some added token starts with this byte */
 } Tokenizer;
 
 /* Loading. Each function either fills `t` or calls fatal() with a one-line
@@ -56,7 +84,9 @@ void tokenizer_free(Tokenizer *t);
 size_t tokenizer_write_lamp_section(const Tokenizer *t, FILE *out);
 
 /* Encode `len` bytes of text (any bytes: malformed UTF-8 is handled as
- * SentencePiece does, each bad byte becoming U+FFFD). Returns a malloc'd
+ * SentencePiece does, each bad byte becoming U+FFFD; byte-level tokenizers
+ * replace each maximal bad sequence by one U+FFFD, as Python's
+ * bytes.decode(errors="replace") does before Hugging Face tokenizers sees it). Returns a malloc'd
  * array of ids that the caller frees, and its length in *n_tokens.
  * add_bos/add_eos put bos_id/eos_id around the ids. */
 int *tokenizer_encode(const Tokenizer *t, const char *text, size_t len,

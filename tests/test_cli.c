@@ -321,18 +321,26 @@ START_TEST(test_chat_turns_and_context_full) {
     char *run = (char *)program("run");
     /* the test model's tokenizer has few merges, so keep the turns short:
      * they must fit its 64 positions */
-    Proc p = run_program("a\nhi\nyo\n", ARGS(run, GOOD_LAMP, "-m", "chat", "-n", "3", "-s", "9", "-v"));
+    Proc p = run_program("a\nhi\nyo\n", ARGS(run, GOOD_LAMP, "-m", "chat", "--chat-template", "llama2",
+                                              "-n", "3", "-s", "9", "-v"));
     ck_assert_msg(p.exited && p.code == 0, "chat failed: %s", p.err);
     ck_assert_msg(strstr(p.out, "Enter system prompt (optional): ") != NULL, "%s", p.out);
     char *second = strstr(p.out, "Assistant: ");
     ck_assert_msg(second && strstr(second + 1, "Assistant: "), "two assistant turns expected: %s", p.out);
+    ck_assert_msg(strstr(p.err, "turn ids (") && strstr(p.err, "reply ids ("), "-v prints no ids: %s", p.err);
     free_proc(&p);
+
+    /* a model whose file names no chat template says so, and stops */
+    Proc r = run_program("hi\n", ARGS(run, GOOD_LAMP, "-m", "chat", "-y", ""));
+    ck_assert_msg(r.exited && r.code == 1 && strstr(r.err, "is not a chat model"), "%s", r.err);
+    free_proc(&r);
 
     /* each turn is about 60 tokens; the model's context is 64 */
     Proc q = run_program("the cat sat on the mat and the dog sat on the log\n"
                          "the cat sat on the mat and the dog sat on the log\n"
                          "the cat sat on the mat and the dog sat on the log\n",
-                         ARGS(run, GOOD_LAMP, "-m", "chat", "-y", "", "-n", "4", "-s", "3"));
+                         ARGS(run, GOOD_LAMP, "-m", "chat", "--chat-template", "llama2", "-y", "", "-n", "4",
+                              "-s", "3"));
     ck_assert_msg(q.exited && q.code == 0, "chat failed: %s", q.err);
     ck_assert_msg(strstr(q.err, "context full") != NULL, "no context-full message: %s", q.err);
     free_proc(&q);

@@ -5,7 +5,7 @@
  *  1. Every inline code reference to a function, `name()`, names something
  *     that still exists in the sources (a "name(" in a .c, .h or .py file).
  *  2. Every inline reference to a repository file (`run.c`,
- *     `docs/format.md`, `tools/lampfile.py`, ...) exists.
+ *     `docs/format.md`, `lampfile.py`, ...) exists.
  *  3. Every command-line flag in inline code (`-t`, `--threads`) appears
  *     quoted ("-t" or '-t') in some source file, i.e. some program parses it.
  *     Markdown links to relative paths must point at existing files.

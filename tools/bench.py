@@ -38,8 +38,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from random_model import SHAPES  # noqa: E402  (dim, hidden, layers, heads, kv heads, vocab, seq_len)
+from tools.random_model import SHAPES  # (dim, hidden, layers, heads, kv heads, vocab, seq_len)
 
 PROMPT_TOKENS = 200   # including BOS
 DECODE_TOKENS = 200
@@ -61,8 +60,8 @@ def make_models(out, shapes, python):
         for q8 in (False, True):
             path = model_path(out, shape, q8)
             if not os.path.exists(path):
-                cmd = [python, os.path.join(ROOT, "tools", "random_model.py"), shape, path]
-                print(sh(cmd + (["--q8"] if q8 else [])).stdout.strip(), flush=True)
+                cmd = [python, "-m", "tools.random_model", shape, path]  # a module of the root
+                print(sh(cmd + (["--q8"] if q8 else []), cwd=ROOT).stdout.strip(), flush=True)
 
 
 def stats(shape, q8):

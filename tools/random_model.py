@@ -5,21 +5,19 @@ For benchmarks and tests that need a model of a real size but not real
 knowledge: the shapes of llama2.c's TinyStories models are built in.
 Only numpy is needed.
 
-    python tools/random_model.py stories110M /tmp/stories110M.lamp
-    python tools/random_model.py stories110M /tmp/stories110M.q8.lamp --q8   # int8, groups of 64
-    python tools/random_model.py --dim 256 --layers 4 ... out.lamp
+    python -m tools.random_model stories110M /tmp/stories110M.lamp
+    python -m tools.random_model stories110M /tmp/stories110M.q8.lamp --q8   # int8, groups of 64
+    python -m tools.random_model --dim 256 --layers 4 ... out.lamp
 
 --q8 [GS] writes int8 weights (Q8_0, docs/format.md 1.4) in groups of GS;
 without GS, 64 halved until it divides every row (llama2.c's rule).
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lampfile  # noqa: E402
+import lampfile
 
 # llama2.c's TinyStories checkpoints (dim, hidden, layers, heads, kv heads, vocab, seq_len)
 SHAPES = {

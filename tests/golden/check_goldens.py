@@ -13,7 +13,7 @@ may move by float rounding between PyTorch builds: those must agree within
 the training goldens (train/*.grads, train/*.adamw) must agree within 1e-5
 of their largest value.
 
-    ~/.cache/lamp/venv/bin/python tests/golden/check_goldens.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.check_goldens
 """
 import os
 import subprocess
@@ -23,6 +23,7 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 GENERATORS = ["gen_tokenizer.py", "gen_sampler.py", "gen_forward.py", "gen_forward_q8.py", "gen_train.py",
               "gen_exercise_qkv_bias.py", "gen_exercise_geglu.py", "gen_exercise_int4.py"]
 LOGITS_TOLERANCE = 1e-6
@@ -75,7 +76,8 @@ def main():
         env = dict(os.environ, LAMP_GOLDEN_DIR=scratch)
         for generator in GENERATORS:
             print(f"running {generator} ...", flush=True)
-            subprocess.run([sys.executable, os.path.join(HERE, generator)], env=env, check=True,
+            module = "tests.golden." + generator[:-len(".py")]  # run as a module from the root
+            subprocess.run([sys.executable, "-m", module], env=env, check=True, cwd=ROOT,
                            stdout=subprocess.DEVNULL)
         for root, _, files in os.walk(scratch):
             for name in sorted(files):

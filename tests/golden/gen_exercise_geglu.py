@@ -43,13 +43,12 @@ transformers' logits; the same PyTorch computation in float64 says how
 precise the float32 goldens are.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_exercise_geglu.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_exercise_geglu
 """
 
 import copy
 import os
 import struct
-import sys
 
 import numpy as np
 import torch
@@ -57,11 +56,9 @@ import transformers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, HERE)
-import lampfile  # noqa: E402
-from gen_forward import hf_config, random_model  # noqa: E402
-from gen_train import flat, grads_in_lamp_layout, mean_loss, write_golden  # noqa: E402
+import lampfile
+from tests.golden.gen_forward import hf_config, random_model
+from tests.golden.gen_train import flat, grads_in_lamp_layout, mean_loss, write_golden
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", HERE), "exercises", "geglu")

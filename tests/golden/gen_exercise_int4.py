@@ -34,7 +34,7 @@ positions lies near an int8 rounding midpoint, where run.c's float32 and
 numpy's float64 could round it differently; the C test compares those
 positions tightly and allows later ones a rounding flip.
 
-The quantizer is written here, not taken from tools/lampfile.py: the
+The quantizer is written here, not taken from lampfile.py: the
 exercise's solution adds one there, and the goldens must not depend on it.
 It is cross-checked against an independent implementation, the `gguf`
 package (gguf-py, ggml's own Python library): gguf.quants.quantize(...,
@@ -47,19 +47,17 @@ for the group-size-64 model we check the same on a copy of its tensors whose
 gguf.quants.dequantize must equal (q - 8) * float16(d) for all of them.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_exercise_int4.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_exercise_int4
 """
 
 import os
 import struct
-import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import lampfile  # noqa: E402
-from gen_forward_q8 import quantized_linear, random_tensors  # noqa: E402  (the int8 generator's recipe and matmul)
+import lampfile
+from tests.golden.gen_forward_q8 import quantized_linear, random_tensors  # (the int8 generator's recipe and matmul)
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")),
@@ -142,14 +140,8 @@ def write_lamp_q4(path, cfg, tensors, tokenizer, gs):
     lampfile.check_cfg(cfg)
     tensors = lampfile.check_tensors(cfg, tensors)
     tok = lampfile.encode_tokenizer(tokenizer)
-    flags = lampfile.FLAG_SHARED_CLASSIFIER if cfg["shared_classifier"] else 0
-    header = lampfile._LAMP_HEADER.pack(
-        lampfile.LAMP_MAGIC, lampfile.LAMP_VERSION,
-        cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"], cfg["n_kv_heads"],
-        cfg["head_dim"], cfg["vocab_size"], cfg["seq_len"], cfg["rope_theta"], cfg["norm_eps"],
-        cfg["bos_id"], cfg["eos_id"], flags, WEIGHT_Q4_0, gs, 0, len(tok))
     with open(path, "wb") as f:
-        f.write(header.ljust(lampfile.LAMP_HEADER_SIZE, b"\0"))
+        f.write(lampfile.pack_header(cfg, WEIGHT_Q4_0, gs, len(tok)))
         f.write(tok)
         for name in lampfile.LAMP_TENSOR_ORDER:
             if name not in tensors:
@@ -159,7 +151,7 @@ def write_lamp_q4(path, cfg, tensors, tokenizer, gs):
                 q, d = quantize_q4_0(tensors[name], gs)
                 blocks = [pack_nibbles(q), d.astype("<f4")]
             for block in blocks:
-                f.write(b"\0" * (lampfile._align(f.tell()) - f.tell()))
+                f.write(b"\0" * (lampfile.align(f.tell()) - f.tell()))
                 f.write(block.tobytes())
 
 
@@ -174,10 +166,10 @@ def read_lamp_q4(path, cfg, gs):
     out = {}
     for name, shape in lampfile.tensor_shapes(cfg).items():  # file order
         n = int(np.prod(shape))
-        off = lampfile._align(off)
+        off = lampfile.align(off)
         if name in lampfile.Q8_TENSORS:
             packed = np.frombuffer(data, np.uint8, n // 2, off)
-            off = lampfile._align(off + n // 2)
+            off = lampfile.align(off + n // 2)
             d = np.frombuffer(data, "<f4", n // gs, off)
             off += 4 * (n // gs)
             out[name] = (unpack_nibbles(packed), d)

@@ -14,7 +14,7 @@ tensors follow wv in the file:
 
 each starting on a 64-byte boundary like every lamp tensor. lamp rotates
 interleaved pairs in RoPE where Hugging Face rotates halves, so the rows of
-wq and wk are permuted on conversion (tools/lampfile.py, hf_qk_to_lamp); a
+wq and wk are permuted on conversion (lampfile.py, hf_qk_to_lamp); a
 bias is one more column of the same rows, so bq and bk are permuted the same
 way. The file stores them already permuted: run.c just adds them.
 
@@ -43,12 +43,11 @@ Checks made here (the script stops if one fails):
     permutation (the gotcha of writing a converter).
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_exercise_qkv_bias.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_exercise_qkv_bias
 """
 
 import os
 import struct
-import sys
 
 import numpy as np
 import torch
@@ -56,8 +55,7 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import lampfile  # noqa: E402
+import lampfile
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")),

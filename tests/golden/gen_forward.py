@@ -4,7 +4,7 @@ For each configuration below we build a small LlamaForCausalLM with random
 weights, run it (CPU, float32, eager attention) on 64 fixed token ids, and
 write into tests/golden/forward/:
 
-    <name>.lamp     the model in lamp's format (tools/lampfile.py), with a
+    <name>.lamp     the model in lamp's format (lampfile.py), with a
                     synthetic tokenizer
     <name>.logits   int32 n_positions, int32 vocab_size, int32 ids[n_positions],
                     then float32 logits[n_positions][vocab_size]; little-endian.
@@ -19,11 +19,10 @@ back from the .lamp file, must reproduce Hugging Face's logits. That proves the
 q/k row permutation in hf_to_lamp and the file writer/reader.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_forward.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_forward
 """
 
 import os
-import sys
 
 import numpy as np
 import torch
@@ -31,8 +30,7 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import lampfile  # noqa: E402
+import lampfile
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")), "forward")

@@ -6,7 +6,7 @@ dot product is then an exact int32 sum. This script computes the logits of
 exactly that arithmetic with numpy, in float64, and writes into
 tests/golden/forward_q8/:
 
-    <name>.lamp      the model, lamp weight type 1 (tools/lampfile.py)
+    <name>.lamp      the model, lamp weight type 1 (lampfile.py)
     <name>.v2.bin    (q8-llama2c only) the same weights as a llama2.c version 2 file
     <name>.f32.lamp  (q8-gqa only) the float32 weights it was quantized from,
                      so the C test can check that run.c's quantizer gives the
@@ -29,17 +29,15 @@ matrices N(0, 0.1^2), embedding and classifier N(0, 0.3^2), RMSNorm gains
 model's, for scale.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_forward_q8.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_forward_q8
 """
 
 import os
-import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import lampfile  # noqa: E402
+import lampfile
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden")), "forward_q8")

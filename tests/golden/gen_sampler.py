@@ -29,12 +29,11 @@ The RNG state carries over from one draw to the next within a case; every
 draw of a case uses the same logits.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_sampler.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_sampler
 """
 
 import os
 import re
-import sys
 
 import numpy as np
 
@@ -224,7 +223,6 @@ def check_against_llama2c():
     checkpoints (tests/data/llama2c/README.md): with lampfile.forward for the
     logits and this file's sampler, every token must come out the same. This
     ties the specification above to llama2.c's actual behaviour."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
     import lampfile
     data = os.path.join(ROOT, "tests", "data", "llama2c")
     runs = [("gqa-shared", "greedy", 0, 0, 0), ("gqa-shared", "t1-p0.9-s42", 1.0, 0.9, 42),

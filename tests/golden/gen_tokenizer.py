@@ -24,7 +24,7 @@ Output:
               BOS/EOS); an empty line when there are no ids.
 
 Usage (from the repository root):
-  ~/.cache/lamp/venv/bin/python tests/golden/gen_tokenizer.py
+  ~/.cache/lamp/venv/bin/python -m tests.golden.gen_tokenizer
 """
 import os
 import random

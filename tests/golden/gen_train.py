@@ -28,13 +28,12 @@ lampfile.forward (float64 numpy, lamp's conventions) on the written .lamp
 file must reproduce Hugging Face's logits, which proves the conversion.
 
 Run from the repository root:
-    ~/.cache/lamp/venv/bin/python tests/golden/gen_train.py
+    ~/.cache/lamp/venv/bin/python -m tests.golden.gen_train
 """
 
 import copy
 import math
 import os
-import sys
 
 import numpy as np
 import torch
@@ -43,10 +42,8 @@ import transformers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, HERE)
-import lampfile  # noqa: E402
-from gen_forward import hf_config, random_model  # noqa: E402  (one model recipe for all goldens)
+import lampfile
+from tests.golden.gen_forward import hf_config, random_model  # (one model recipe for all goldens)
 
 # LAMP_GOLDEN_DIR redirects the output (tests/golden/check_goldens.py uses it)
 OUT_DIR = os.path.join(os.environ.get("LAMP_GOLDEN_DIR", HERE), "train")

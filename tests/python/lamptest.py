@@ -13,10 +13,7 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
-sys.path.insert(0, ROOT)
-import lampfile  # noqa: E402
+import lampfile
 
 EXPORT = os.path.join(ROOT, "export.py")
 LLAMA2_MODEL = os.path.join(ROOT, "tests", "data", "llama2", "tokenizer.model")
@@ -100,7 +97,7 @@ def sample_lines(n=300):
 # ---------------------------------------------------------------------------
 
 def hf_config(**c):
-    import gen_forward
+    from tests.golden import gen_forward
     return gen_forward.hf_config(c)
 
 
@@ -275,7 +272,7 @@ def int8_reference(cfg, tensors, group_size, n=N_POSITIONS, seeds=range(1, 17)):
     Q8_TOLERANCE (all 32 for most models; models with bfloat16 weights meet exact
     ties within a few positions). tensors may be float32 or already on the Q8_0 grid
     (quantizing those again gives the same values)."""
-    import gen_forward_q8
+    from tests.golden import gen_forward_q8
     best = None
     for seed in seeds:
         ids = np.random.default_rng(seed).integers(0, cfg["vocab_size"], n)

@@ -62,6 +62,8 @@ def gguf_file(tmp, arch="llama", qtype="F32", tokenizer="llama", extra=None):
         w = gguf.GGUFWriter(path, arch)
         w.add_tokenizer_model(tokenizer)
         w.add_token_list(["a", "b"])
+        for k, v in (extra or {}).items():
+            w.add_string(k, v)
         w.add_tensor("token_embd.weight", np.zeros((2, 32), np.float32))
         w.write_header_to_file()
         w.write_kv_data_to_file()
@@ -144,13 +146,33 @@ def hf_wrong_shape(tmp):
 
 
 def byte_level_tokenizer(tmp):
+    """A byte-level BPE whose pre-tokenizer is none lamp knows (Whitespace, then ByteLevel)."""
     j = {"version": "1.0", "added_tokens": [], "normalizer": None,
-         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                           "use_regex": True},
+         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+             {"type": "Whitespace"},
+             {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+              "use_regex": True}]},
          "post_processor": None, "decoder": {"type": "ByteLevel"},
          "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}
     (tmp / "tokenizer.json").write_text(json.dumps(j))
-    return [lt.GOLDEN + "/mha-pad.lamp", "--tokenizer", tmp / "tokenizer.json"], "byte-level BPE"
+    return [lt.GOLDEN + "/mha-pad.lamp", "--tokenizer", tmp / "tokenizer.json"], \
+        "pre-tokenizer ['Whitespace', 'ByteLevel']"
+
+
+def wordpiece_tokenizer(tmp):
+    """The tokenizer.json of another model type (BERT's WordPiece)."""
+    j = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+         "post_processor": None, "decoder": None,
+         "model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}}
+    (tmp / "tokenizer.json").write_text(json.dumps(j))
+    return [lt.GOLDEN + "/mha-pad.lamp", "--tokenizer", tmp / "tokenizer.json"], "WordPiece"
+
+
+def unknown_chat_template(tmp):
+    """A GGUF whose chat template is none of lamp's three."""
+    template = "{% for m in messages %}<<{{ m['role'] }}>> {{ m['content'] }}{% endfor %}"
+    return [gguf_file(tmp, extra={"tokenizer.chat_template": template})], \
+        "chat template is none that lamp knows"
 
 
 def unigram_tokenizer(tmp):
@@ -168,12 +190,24 @@ def gguf_arch(tmp):
     return [gguf_file(tmp, arch="qwen2")], "GGUF architecture 'qwen2'"
 
 
-def gguf_q4(tmp):
-    return [gguf_file(tmp, qtype="Q4_0")], "Q4_0"
+def gguf_iq4(tmp):
+    """A tensor type export.py does not list (IQ4_NL: 32 weights in 18 bytes)."""
+    import gguf
+    path = str(tmp / "m.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tensor("token_embd.weight", np.zeros((2, 18), np.uint8),
+                 raw_dtype=gguf.GGMLQuantizationType.IQ4_NL)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return [path], "IQ4_NL"
 
 
 def gguf_gpt2_tokenizer(tmp):
-    return [gguf_file(tmp, tokenizer="gpt2")], "byte-level BPE"
+    """A byte-level GGUF tokenizer whose pre-tokenizer (tokenizer.ggml.pre) lamp lacks."""
+    return [gguf_file(tmp, tokenizer="gpt2", extra={"tokenizer.ggml.pre": "qwen2"})], \
+        "pre-tokenizer 'qwen2'"
 
 
 def gguf_moe(tmp):
@@ -218,7 +252,8 @@ def not_a_model(tmp):
 
 CASES = [hf_attention_bias, hf_bias_tensors, hf_sliding_window, hf_moe, hf_qwen,
          hf_rope_scaling, hf_qk_norm, hf_fp8, hf_quantized_config, hf_missing_tensor,
-         hf_wrong_shape, byte_level_tokenizer, unigram_tokenizer, gguf_arch, gguf_q4,
+         hf_wrong_shape, byte_level_tokenizer, wordpiece_tokenizer, unigram_tokenizer,
+         unknown_chat_template, gguf_arch, gguf_iq4,
          gguf_gpt2_tokenizer, gguf_moe, llama2c_truncated, llama2c_version3, vocab_mismatch,
          no_tokenizer, not_there, bad_group_size, not_a_model]
 

@@ -19,7 +19,7 @@ Finally, ``forward`` is a short reference forward pass in numpy, the yardstick
 the goldens in tests/golden/ are checked against.
 
 Only numpy is needed. torch is imported inside ``hf_to_lamp`` and only when it
-is handed torch tensors. Run ``python tools/lampfile.py`` for a self-test.
+is handed torch tensors. Run ``python lampfile.py`` for a self-test.
 
 Conventions used throughout:
 
@@ -47,7 +47,10 @@ import numpy as np
 # ---------------------------------------------------------------------------
 
 LAMP_MAGIC = b"LAMP"
-LAMP_VERSION = 1
+# Version 2 adds the chat template (header byte 80) and byte-level tokenizers
+# (tokenizer_flags bits 8..15). Writers write version 1 when a file needs
+# neither, so such files stay readable by older builds; readers take both.
+LAMP_VERSION = 2
 LAMP_HEADER_SIZE = 256
 LAMP_ALIGN = 64  # every lamp tensor starts at a multiple of this many bytes
 
@@ -57,6 +60,16 @@ LLAMA2C_V1_HEADER_SIZE = 256
 FLAG_SHARED_CLASSIFIER = 1  # lamp header flags, bit 0
 TOKENIZER_FLAG_DUMMY_PREFIX = 1  # tokenizer_flags, bit 0
 
+# Tokenizer kinds (tokenizer_flags bits 8..15, docs/format.md 1.2): SentencePiece
+# BPE, or byte-level BPE with the split pattern of GPT-2, of Llama 3, or SmolLM2's
+# (every digit on its own, then GPT-2's).
+TOKENIZER_SENTENCEPIECE, TOKENIZER_GPT2, TOKENIZER_LLAMA3, TOKENIZER_SMOLLM = 0, 1, 2, 3
+TOKENIZER_KINDS = ("sentencepiece", "gpt2", "llama3", "smollm")
+
+# Chat templates (header field chat_template, version 2): how run.c's chat
+# wraps the turns of a conversation. 0: the model is no chat model.
+CHAT_TEMPLATES = ("none", "llama2", "chatml", "llama3")
+
 # SentencePiece piece types (the numbers of its ModelProto)
 PIECE_NORMAL, PIECE_UNKNOWN, PIECE_CONTROL = 1, 2, 3
 PIECE_USER_DEFINED, PIECE_UNUSED, PIECE_BYTE = 4, 5, 6
@@ -65,8 +78,8 @@ PIECE_USER_DEFINED, PIECE_UNUSED, PIECE_BYTE = 4, 5, 6
 #   4s magic, I version, 8 x i (dim .. seq_len), 2 x f (rope_theta, norm_eps),
 #   2 x i (bos_id, eos_id), 4 x I (flags, weight_type, group_size, reserved),
 #   Q tokenizer_size  -> 80 bytes, then zeros up to 256.
-_LAMP_HEADER = struct.Struct("<4sI8i2f2i4IQ")
-assert _LAMP_HEADER.size == 80
+LAMP_HEADER = struct.Struct("<4sI8i2f2i4IQ")
+assert LAMP_HEADER.size == 80
 
 CFG_KEYS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "head_dim",
             "vocab_size", "seq_len", "rope_theta", "norm_eps", "bos_id", "eos_id",
@@ -84,9 +97,12 @@ Q8_TENSORS = ("token_embedding", "wq", "wk", "wv", "wo", "w1", "w2", "w3", "wcls
 
 @dataclass
 class Tokenizer:
-    """A vocabulary as lamp stores it: one (text, score, type) per token id."""
+    """A vocabulary as lamp stores it: one (text, score, type) per token id; byte-level
+    kinds add their merge list, pairs of piece ids in rank order."""
     pieces: list = field(default_factory=list)  # [(bytes, float, int), ...]
     add_dummy_prefix: int = 1
+    kind: int = TOKENIZER_SENTENCEPIECE
+    merges: list = field(default_factory=list)  # [(left id, right id), ...]
 
 
 # ---------------------------------------------------------------------------
@@ -167,12 +183,12 @@ def check_tensors(cfg, tensors):
     return out
 
 
-def _field(obj, name):
-    """obj.name or obj[name]: tokenizers may be objects or dicts."""
-    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+def _field(obj, name, default=None):
+    """obj.name or obj[name] (default if absent): tokenizers may be objects or dicts."""
+    return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
 
 
-def _align(n, a=LAMP_ALIGN):
+def align(n, a=LAMP_ALIGN):
     """The smallest multiple of a that is >= n."""
     return (n + a - 1) // a * a
 
@@ -238,9 +254,53 @@ def dequantize_q8_0(values, scales, group_size):
 # lamp version 1
 # ---------------------------------------------------------------------------
 
+def pack_header(cfg, weight_type, group_size, tokenizer_size, tokenizer_kind=0, chat_template=0):
+    """The 256-byte lamp header (docs/format.md, 1.1) for this configuration: version 1
+    unless the file needs version 2 (a byte-level tokenizer or a chat template)."""
+    flags = FLAG_SHARED_CLASSIFIER if cfg["shared_classifier"] else 0
+    version = 2 if tokenizer_kind or chat_template else 1
+    header = LAMP_HEADER.pack(
+        LAMP_MAGIC, version,
+        cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"],
+        cfg["n_kv_heads"], cfg["head_dim"], cfg["vocab_size"], cfg["seq_len"],
+        cfg["rope_theta"], cfg["norm_eps"], cfg["bos_id"], cfg["eos_id"],
+        flags, weight_type, group_size, 0,  # reserved
+        tokenizer_size)
+    if version == 2:
+        header += struct.pack("<I", chat_template)
+    return header.ljust(LAMP_HEADER_SIZE, b"\0")
+
+
+def unpack_header(data, path):
+    """The inverse of pack_header: the first 256 bytes of a lamp file -> a dict
+    with the cfg keys (CFG_KEYS) and weight_type, group_size, tokenizer_size,
+    chat_template. Raises ValueError naming `path` if the magic, version, weight
+    type or chat template is not one this reader knows."""
+    if len(data) < LAMP_HEADER_SIZE or data[:4] != LAMP_MAGIC:
+        raise ValueError(f"{path}: not a lamp file (bad magic)")
+    (_, version, dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size,
+     seq_len, rope_theta, norm_eps, bos_id, eos_id, flags, weight_type, group_size,
+     _reserved, tok_size) = LAMP_HEADER.unpack_from(data, 0)
+    if version not in (1, 2):
+        raise ValueError(f"{path}: lamp version {version}, this reader knows 1 and 2")
+    if weight_type not in (WEIGHT_F32, WEIGHT_Q8_0):
+        raise ValueError(f"{path}: weight_type {weight_type}; only 0 (float32) and 1 (Q8_0) are known")
+    chat_template = struct.unpack_from("<I", data, LAMP_HEADER.size)[0] if version == 2 else 0
+    if chat_template >= len(CHAT_TEMPLATES):
+        raise ValueError(f"{path}: unknown chat template {chat_template}")
+    return dict(dim=dim, hidden_dim=hidden_dim, n_layers=n_layers, n_heads=n_heads,
+                n_kv_heads=n_kv_heads, head_dim=head_dim, vocab_size=vocab_size,
+                seq_len=seq_len, rope_theta=rope_theta, norm_eps=norm_eps,
+                bos_id=bos_id, eos_id=eos_id,
+                shared_classifier=bool(flags & FLAG_SHARED_CLASSIFIER),
+                weight_type=weight_type, group_size=group_size, tokenizer_size=tok_size,
+                chat_template=chat_template)
+
+
 def encode_tokenizer(tokenizer):
     """The tokenizer section of a lamp file (docs/format.md, 1.2) as bytes."""
     pieces = list(_field(tokenizer, "pieces"))
+    kind = _field(tokenizer, "kind", TOKENIZER_SENTENCEPIECE)
     records = []
     for i, (text, score, ptype) in enumerate(pieces):
         if isinstance(text, str):
@@ -251,12 +311,20 @@ def encode_tokenizer(tokenizer):
         records.append(struct.pack("<fBI", score, int(ptype), len(text)) + bytes(text))
     max_len = max((len(r) - 9 for r in records), default=0)
     flags = TOKENIZER_FLAG_DUMMY_PREFIX if _field(tokenizer, "add_dummy_prefix") else 0
-    return struct.pack("<iiI", len(pieces), max_len, flags) + b"".join(records)
+    flags |= kind << 8
+    out = struct.pack("<iiI", len(pieces), max_len, flags) + b"".join(records)
+    if kind != TOKENIZER_SENTENCEPIECE:  # byte-level: the merge list, (left, right) ids
+        merges = np.asarray(_field(tokenizer, "merges"), dtype="<i4").reshape(-1, 2)
+        out += struct.pack("<i", len(merges)) + merges.tobytes()
+    return out
 
 
 def decode_tokenizer(data):
     """The inverse of encode_tokenizer: bytes -> Tokenizer."""
     n, max_len, flags = struct.unpack_from("<iiI", data, 0)
+    kind = flags >> 8
+    if kind >= len(TOKENIZER_KINDS) or flags & ~0xFF01:
+        raise ValueError(f"unknown tokenizer kind {kind} (flags 0x{flags:x})")
     off, pieces = 12, []
     for i in range(n):
         score, ptype, length = struct.unpack_from("<fBI", data, off)
@@ -265,12 +333,19 @@ def decode_tokenizer(data):
             raise ValueError(f"tokenizer piece {i} is {length} bytes long: corrupt section")
         pieces.append((bytes(data[off:off + length]), score, ptype))
         off += length
+    merges = []
+    if kind != TOKENIZER_SENTENCEPIECE:
+        (n_merges,) = struct.unpack_from("<i", data, off)
+        merges = [tuple(m) for m in np.frombuffer(data, "<i4", 2 * n_merges, off + 4)
+                  .reshape(-1, 2).tolist()]
+        off += 4 + 8 * n_merges
     if off != len(data):
         raise ValueError(f"tokenizer section has {len(data) - off} stray bytes at its end")
-    return Tokenizer(pieces=pieces, add_dummy_prefix=int(flags & TOKENIZER_FLAG_DUMMY_PREFIX))
+    return Tokenizer(pieces=pieces, add_dummy_prefix=int(flags & TOKENIZER_FLAG_DUMMY_PREFIX),
+                     kind=kind, merges=merges)
 
 
-def write_lamp(path, cfg, tensors, tokenizer, group_size=0):
+def write_lamp(path, cfg, tensors, tokenizer, group_size=0, chat_template=0):
     """Write a lamp version 1 model file: header, tokenizer, 64-byte aligned tensors.
 
     group_size > 0 writes weight type 1 (Q8_0): the float32 tensors are
@@ -287,16 +362,9 @@ def write_lamp(path, cfg, tensors, tokenizer, group_size=0):
                          f"{cfg['vocab_size']}")
     tok = encode_tokenizer(tokenizer)
 
-    flags = FLAG_SHARED_CLASSIFIER if cfg["shared_classifier"] else 0
-    header = _LAMP_HEADER.pack(
-        LAMP_MAGIC, LAMP_VERSION,
-        cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"],
-        cfg["n_kv_heads"], cfg["head_dim"], cfg["vocab_size"], cfg["seq_len"],
-        cfg["rope_theta"], cfg["norm_eps"], cfg["bos_id"], cfg["eos_id"],
-        flags, WEIGHT_Q8_0 if group_size else WEIGHT_F32, group_size, 0,  # reserved
-        len(tok))
     with open(path, "wb") as f:
-        f.write(header.ljust(LAMP_HEADER_SIZE, b"\0"))
+        f.write(pack_header(cfg, WEIGHT_Q8_0 if group_size else WEIGHT_F32, group_size, len(tok),
+                            _field(tokenizer, "kind", 0), chat_template))
         f.write(tok)
         for name in LAMP_TENSOR_ORDER:
             if name in tensors:
@@ -304,12 +372,13 @@ def write_lamp(path, cfg, tensors, tokenizer, group_size=0):
                 if group_size and name in Q8_TENSORS:
                     blocks = quantize_q8_0(tensors[name], group_size)  # values, scales
                 for block in blocks:
-                    f.write(b"\0" * (_align(f.tell()) - f.tell()))  # pad to 64 bytes
+                    f.write(b"\0" * (align(f.tell()) - f.tell()))  # pad to 64 bytes
                     f.write(block.tobytes())
 
 
 def read_lamp(path):
-    """Read a lamp version 1 file -> (cfg, tensors, tokenizer).
+    """Read a lamp version 1 or 2 file -> (cfg, tensors, tokenizer); a chat template
+    (version 2) is cfg["chat_template"].
 
     Checks the magic, the version, the weight type and that the file is exactly
     as long as its header says, like run.c does. A Q8_0 file (weight type 1)
@@ -318,20 +387,11 @@ def read_lamp(path):
     """
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < LAMP_HEADER_SIZE or data[:4] != LAMP_MAGIC:
-        raise ValueError(f"{path}: not a lamp file (bad magic)")
-    (_, version, dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size,
-     seq_len, rope_theta, norm_eps, bos_id, eos_id, flags, weight_type, group_size,
-     _reserved, tok_size) = _LAMP_HEADER.unpack_from(data, 0)
-    if version != LAMP_VERSION:
-        raise ValueError(f"{path}: lamp version {version}, this reader knows {LAMP_VERSION}")
-    if weight_type not in (WEIGHT_F32, WEIGHT_Q8_0):
-        raise ValueError(f"{path}: weight_type {weight_type}; only 0 (float32) and 1 (Q8_0) are known")
-    cfg = dict(dim=dim, hidden_dim=hidden_dim, n_layers=n_layers, n_heads=n_heads,
-               n_kv_heads=n_kv_heads, head_dim=head_dim, vocab_size=vocab_size,
-               seq_len=seq_len, rope_theta=rope_theta, norm_eps=norm_eps,
-               bos_id=bos_id, eos_id=eos_id,
-               shared_classifier=bool(flags & FLAG_SHARED_CLASSIFIER))
+    h = unpack_header(data, path)
+    cfg = {k: h[k] for k in CFG_KEYS}
+    if h["chat_template"]:
+        cfg["chat_template"] = h["chat_template"]
+    weight_type, group_size, tok_size = h["weight_type"], h["group_size"], h["tokenizer_size"]
     check_cfg(cfg)
     q8 = weight_type == WEIGHT_Q8_0
     if q8:
@@ -344,11 +404,11 @@ def read_lamp(path):
     offsets, scale_offsets = {}, {}
     for name in LAMP_TENSOR_ORDER:
         if name in shapes:
-            off = _align(off)
+            off = align(off)
             offsets[name] = off
             numel = int(np.prod(shapes[name]))
             if q8 and name in Q8_TENSORS:  # int8 values, then float32 scales
-                off = _align(off + numel)
+                off = align(off + numel)
                 scale_offsets[name] = off
                 off += 4 * (numel // group_size)
             else:
@@ -357,8 +417,8 @@ def read_lamp(path):
         raise ValueError(f"{path}: file is {len(data)} bytes, its header implies {off}")
 
     tokenizer = decode_tokenizer(data[LAMP_HEADER_SIZE:LAMP_HEADER_SIZE + tok_size])
-    if len(tokenizer.pieces) != vocab_size:
-        raise ValueError(f"{path}: {len(tokenizer.pieces)} pieces, vocab_size {vocab_size}")
+    if len(tokenizer.pieces) != cfg["vocab_size"]:
+        raise ValueError(f"{path}: {len(tokenizer.pieces)} pieces, vocab_size {cfg['vocab_size']}")
     tensors = {name: np.frombuffer(data, "<f4", int(np.prod(shapes[name])), o)
                      .reshape(shapes[name]).copy()
                for name, o in offsets.items() if name not in scale_offsets}
@@ -880,7 +940,7 @@ def synthetic_tokenizer(vocab_size):
 
 
 # ---------------------------------------------------------------------------
-# Self-test: python tools/lampfile.py
+# Self-test: python lampfile.py
 # ---------------------------------------------------------------------------
 
 def _self_test():
