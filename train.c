@@ -755,7 +755,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     }
 }
 
-/* Backward, from dO = dLoss/dO, in reverse order:
+/* Backward, from dO = dLoss/dO, in reverse order (the same equations as
+ * plain loops, one row at a time: attention_backward_reference() below):
  *   O = P V          ->  dV = Pᵀ dO,   dP = dO Vᵀ
  *   P = softmax(S)   ->  dS = P ⊙ (dP - rowsum(P ⊙ dP))
  *                        (row by row: the softmax Jacobian is diag(p) - p pᵀ)
@@ -810,6 +811,58 @@ void attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out, 
             }
         }
     }
+}
+
+/* attention_backward as plain loops, one query row t at a time (as llm.c's
+ * attention_backward reads): the same equations, without the matrix
+ * products, the packing or the threads. It is slow; the tests check that
+ * attention_backward() equals it, and it is the one to read first.
+ * d_q, d_k, d_v are overwritten. */
+void attention_backward_reference(float *d_q, float *d_k, float *d_v, const float *d_out, const float *att,
+                                  const float *q, const float *k, const float *v, AttShape s) {
+    int T = s.T, hd = s.head_dim, kv_mul = s.n_heads / s.n_kv_heads;
+    size_t q_dim = (size_t)s.n_heads * hd, kv_dim = (size_t)s.n_kv_heads * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(d_q, 0, (size_t)s.B * T * q_dim * sizeof(float));
+    memset(d_k, 0, (size_t)s.B * T * kv_dim * sizeof(float));
+    memset(d_v, 0, (size_t)s.B * T * kv_dim * sizeof(float));
+    float *d_p = xmalloc((size_t)T * sizeof(float));   /* dP of one row */
+    for (int b = 0; b < s.B; b++) {
+        for (int h = 0; h < s.n_heads; h++) {
+            size_t g = (size_t)(h / kv_mul);
+            for (int t = 0; t < T; t++) {
+                const float *p = att + (((size_t)b * s.n_heads + h) * T + t) * T;   /* P[t][0..t] */
+                const float *qt = q + ((size_t)b * T + t) * q_dim + (size_t)h * hd;
+                const float *d_ot = d_out + ((size_t)b * T + t) * q_dim + (size_t)h * hd;
+                float *dqt = d_q + ((size_t)b * T + t) * q_dim + (size_t)h * hd;
+                /* O[t] = sum_u P[t][u] V[u]  ->  dP[u] = dO[t] . V[u],  dV[u] += P[t][u] dO[t] */
+                for (int u = 0; u <= t; u++) {
+                    const float *vu = v + ((size_t)b * T + u) * kv_dim + g * hd;
+                    float *dvu = d_v + ((size_t)b * T + u) * kv_dim + g * hd;
+                    float sum = 0.0f;
+                    for (int d = 0; d < hd; d++) {
+                        sum += d_ot[d] * vu[d];
+                        dvu[d] += p[u] * d_ot[d];
+                    }
+                    d_p[u] = sum;
+                }
+                /* P[t] = softmax(S[t])  ->  dS[u] = P[t][u] (dP[u] - sum_w P[t][w] dP[w]) */
+                float mean = 0.0f;
+                for (int u = 0; u <= t; u++) mean += p[u] * d_p[u];
+                /* S[t][u] = Q[t] . K[u] * scale  ->  dQ[t] += dS[u] K[u] scale,  dK[u] += dS[u] Q[t] scale */
+                for (int u = 0; u <= t; u++) {
+                    float d_s = p[u] * (d_p[u] - mean) * scale;
+                    const float *ku = k + ((size_t)b * T + u) * kv_dim + g * hd;
+                    float *dku = d_k + ((size_t)b * T + u) * kv_dim + g * hd;
+                    for (int d = 0; d < hd; d++) {
+                        dqt[d] += d_s * ku[d];
+                        dku[d] += d_s * qt[d];
+                    }
+                }
+            }
+        }
+    }
+    free(d_p);
 }
 
 /* --- SwiGLU: hs = silu(h1) * h3, silu(x) = x σ(x), σ(x) = 1 / (1 + e^-x) -- */

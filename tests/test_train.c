@@ -264,6 +264,46 @@ START_TEST(test_gemm_edges) {
 }
 END_TEST
 
+/* attention_backward (matrix products on gemm) against its plain-loop
+ * reference, on random q, k, v and dO with grouped-query heads and a T
+ * that is no multiple of the tiles; P comes from attention_forward. */
+START_TEST(test_attention_backward_matches_reference) {
+    AttShape shapes[] = {{2, 37, 4, 2, 12}, {1, 16, 3, 1, 8}, {3, 5, 2, 2, 6}};
+    uint64_t rng = 7;
+    for (size_t n = 0; n < sizeof shapes / sizeof shapes[0]; n++) {
+        AttShape sh = shapes[n];
+        size_t rows = (size_t)sh.B * sh.T, q_dim = (size_t)sh.n_heads * sh.head_dim;
+        size_t kv_dim = (size_t)sh.n_kv_heads * sh.head_dim;
+        size_t sizes[] = {rows * q_dim, rows * kv_dim, rows * kv_dim, rows * q_dim};   /* q, k, v, dO */
+        float *in[4], *grad[2][3];
+        for (int i = 0; i < 4; i++) {
+            in[i] = malloc(sizeof(float) * sizes[i]);
+            for (size_t j = 0; j < sizes[i]; j++) in[i][j] = 2.0f * random_f32(&rng) - 1.0f;
+        }
+        for (int w = 0; w < 2; w++)
+            for (int i = 0; i < 3; i++) grad[w][i] = malloc(sizeof(float) * sizes[i]);
+        float *out = malloc(sizeof(float) * rows * q_dim);
+        float *att = malloc(sizeof(float) * sh.B * sh.n_heads * sh.T * sh.T);
+        attention_forward(out, att, in[0], in[1], in[2], sh);
+        attention_backward(grad[0][0], grad[0][1], grad[0][2], in[3], att, in[0], in[1], in[2], sh);
+        attention_backward_reference(grad[1][0], grad[1][1], grad[1][2], in[3], att, in[0], in[1], in[2], sh);
+        const char *names[3] = {"dQ", "dK", "dV"};
+        for (int i = 0; i < 3; i++) {
+            double err = scaled_error(grad[0][i], grad[1][i], sizes[i]);
+            printf("attention backward B %d T %d heads %d/%d head_dim %d: %s gemm vs plain loops, "
+                   "max |error| / max |g| = %.2g\n", sh.B, sh.T, sh.n_heads, sh.n_kv_heads, sh.head_dim, names[i], err);
+            ck_assert_msg(err <= 1e-5, "%s: gemm and plain loops differ by %g of the largest gradient", names[i], err);
+        }
+        for (int i = 0; i < 4; i++) free(in[i]);
+        for (int w = 0; w < 2; w++)
+            for (int i = 0; i < 3; i++) free(grad[w][i]);
+        free(out);
+        free(att);
+    }
+    free_scratch();
+}
+END_TEST
+
 /* The schedule: linear warmup reaching lr at the last warmup step, then a
  * cosine that is monotone and reaches min_lr exactly at the last step. */
 START_TEST(test_lr_schedule) {
@@ -607,6 +647,7 @@ int main(void) {
     tcase_add_test(self, test_finite_differences);
     tcase_add_test(self, test_overfit_one_batch);
     tcase_add_test(self, test_gemm_edges);
+    tcase_add_test(self, test_attention_backward_matches_reference);
     tcase_add_test(self, test_lr_schedule);
     suite_add_tcase(s, self);
     TCase *prog = tcase_create("the train program");
