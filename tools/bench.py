@@ -154,8 +154,7 @@ def wait_until_quiet(limit, max_wait):
     return busy
 
 
-def run_once(kind, model, threads, prompt, eval_path):
-    run = os.path.join(ROOT, "run")
+def run_once(kind, model, threads, prompt, eval_path, run=os.path.join(ROOT, "run")):
     base = [run, model, "--threads", str(threads)]
     if kind == "decode":
         err = sh(base + ["-t", "0", "-n", str(DECODE_TOKENS)]).stderr
