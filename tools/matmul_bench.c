@@ -1,4 +1,4 @@
-/* matmul_bench.c — run.c's matmul() alone, on a matrix of your choosing:
+/* matmul_bench.c — run.c's matmul_chunk() alone, on a matrix of your choosing:
  * how many GFLOP/s the tiled kernel reaches for a chunk of T positions, and
  * how many GB/s the one-position loop streams (docs/performance.md,
  * "Measured separately"). Not part of lamp; a tool for measuring.
@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double start = time_now();
-        matmul(out, x, w, n, d, T, scratch);
+        matmul_chunk(out, x, w, n, d, T, scratch);
         double took = time_now() - start;
         if (took < best) best = took;
     }
