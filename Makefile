@@ -44,7 +44,7 @@ LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 
-TEST_NAMES = tokenizer sampler forward cli docs train
+TEST_NAMES = tokenizer sampler forward cli docs train hostile
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h util.h
@@ -72,6 +72,7 @@ $(OUT)/train: train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ train.c tokenizer.c $(LDLIBS)
 $(OUT)/tests/test_train: train.c
+$(OUT)/tests/test_hostile: train.c tools/colliding_vocab.c
 
 # Tests include run.c (with its main() left out) to reach its internals, so
 # the functions only main() uses are unused there: silence just that warning.

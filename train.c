@@ -1438,7 +1438,7 @@ static void save_state(const char *path, Model *m, Hyper *hp, Progress *pr, Data
 /* A number read from a training state must lie where its flag's would. */
 static void check_state_value(const char *path, const char *name, double value, double lo, double hi) {
     if (!(value >= lo && value <= hi))   /* written so that NaN fails too */
-        fatal("%s: corrupt training state: %s is %.9g, outside %.9g..%.9g", path, name, value, lo, hi);
+        fatal("%s: corrupt training state: %s is %.10g, outside %.10g..%.10g", path, name, value, lo, hi);
 }
 
 /* Load a training state: builds the model (weights and moments) and fills
