@@ -1797,7 +1797,7 @@ static void print_usage(FILE *out) {
         "  -m MODE    generate, chat, or eval (the loss on a text file, -f) [generate]\n"
         "  -f FILE    eval: the text file; documents are separated by blank lines [none]\n"
         "  -y STRING  chat: system prompt; when absent, chat asks for one [none]\n"
-        "  --threads N  threads for matmul and attention [OMP_NUM_THREADS, else the physical cores]\n"
+        "  --threads N  threads for matmul and attention, at most the CPUs present [OMP_NUM_THREADS, else the physical cores]\n"
         "  -v         verbose: print the seed, the token ids and timing on stderr\n"
         "  -h         this help\n"
         "The text goes to stdout; load time and tokens per second to stderr.\n"
