@@ -2020,6 +2020,10 @@ int main(int argc, char **argv) {
         float loss = train_step(&m, &h, &train, &pr, inputs, targets, &lr, NULL);
         double dt = time_now() - t0;
         int step = pr.step;
+        /* NaN weights only make more NaN: stop here, before a checkpoint or
+         * a sample is made of them (and the last good checkpoint is kept). */
+        if (!isfinite(loss))
+            fatal("training diverged at step %d: the loss is %g; try a lower --lr, or --clip", step, loss);
         double tokens_per_s = (double)B * T * h.accum_steps / dt;
         char eta[32];
         format_duration(eta, sizeof eta, (time_now() - start_time) / (step - start_step) * (h.max_steps - step));

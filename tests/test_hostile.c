@@ -163,6 +163,21 @@ START_TEST(test_state_ranges) {
                                     WORK "/text.txt", "--out", WORK "/resumed", "--threads", "1"));
     expect_exit(&p, 1, "weight number 7", "NaN weight");
     free_proc(&p);
+    /* Finite weights of 3e38 overflow in the first step: the loss is NaN
+     * and expf_simd(NaN) ran (signed overflow before); now the trainer
+     * stops and says so. */
+    s.h.max_steps = 5;
+    state_header((unsigned char *)state, 1, &s.c, &s.h, &s.pr, &s.d, &s.tokenizer_size);
+    size_t weights_at = align_up(256 + (size_t)s.tokenizer_size, 64), n_params = (size - weights_at) / 12;
+    for (size_t i = 0; i < n_params; i++) {
+        float huge = 3e38f;
+        memcpy(state + weights_at + 4 * i, &huge, 4);
+    }
+    write_file(WORK "/huge.state", state, size);
+    p = run_program(NULL, ARGS((char *)program("train"), "--resume", WORK "/huge.state", "--data",
+                               WORK "/text.txt", "--out", WORK "/resumed", "--threads", "1"));
+    expect_exit(&p, 1, "training diverged at step", "weights of 3e38");
+    free_proc(&p);
     free(state);
 }
 END_TEST
