@@ -13,6 +13,8 @@
 #                   reference solution (docs/exercises.md)
 #   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
 #                   bounds (docs/performance.md; needs the virtualenv below)
+#   make fuzz       each libFuzzer target (clang, ASan + UBSan) for FUZZ_SECONDS
+#                   [60] seconds; any finding fails (docs/fuzzing.md)
 #
 # Python-side checks (need the virtualenv that .ci/run creates):
 #   make test-python   tokenizer vs sentencepiece on whole files (encoding and training),
@@ -44,12 +46,12 @@ LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 
-TEST_NAMES = tokenizer sampler forward cli docs train
+TEST_NAMES = tokenizer sampler forward cli docs train hostile
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises fuzz fuzz-build
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -73,6 +75,7 @@ $(OUT)/train: train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ train.c tokenizer.c $(LDLIBS)
 $(OUT)/tests/test_train: train.c
+$(OUT)/tests/test_hostile: train.c tools/colliding_vocab.c
 
 # Tests include run.c (with its main() left out) to reach its internals.
 $(OUT)/tests/test_%: tests/test_%.c tests/testutil.h tests/goldens.h run.c $(COMMON)
@@ -115,6 +118,37 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) --no-print-directory OUT=build/asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+# ---- Fuzzing (docs/fuzzing.md) ----
+# libFuzzer targets for the model loader + forward + sampler, the tokenizer
+# loaders + encode/decode, and train.c's state and data loaders. They are
+# built with clang, AddressSanitizer and UBSan (the first finding stops the
+# run), without OpenMP: one thread, so a finding replays exactly. Every
+# source gets fuzz/hooks.h in front, which lets fatal() return to the
+# fuzzer instead of ending it. Each target starts from the seeds in
+# fuzz/corpus/ (fuzz/make_seeds.py) and adds what it finds to
+# build/fuzz/corpus/; a crashing input is saved as build/fuzz/<target>-crash-*.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = model tokenizer train
+FUZZ_CFLAGS = -std=c11 -ffp-contract=fast $(WARNINGS) -O1 -g $(ARCH) -fno-omit-frame-pointer \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+# -close_fd_mask=3: the targets' stdout and stderr (every fatal() line) are
+# closed; libFuzzer's own report still prints.
+FUZZ_FLAGS = -close_fd_mask=3 -timeout=20 -max_len=200000 -print_final_stats=1
+build/fuzz/hooks.o: fuzz/hooks.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/hooks.h build/fuzz/hooks.o run.c train.c $(COMMON)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -include fuzz/hooks.h -I. -o $@ $< tokenizer.c build/fuzz/hooks.o -lm
+fuzz-build: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  ./build/fuzz/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done; echo "fuzz: no findings"
 
 DEFAULT_MODEL = models/stories.lamp
 ifneq ($(filter run,$(MAKECMDGOALS)),)

@@ -34,6 +34,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -373,6 +374,22 @@ void swiglu(float *gate, const float *up, int n) {
  * 4. The forward pass: one token in, the logits of the next one out
  * =========================================================================*/
 
+/* A model whose numbers overflow float32 (or a file whose weights hold an
+ * inf or NaN) would otherwise print garbage, or sample from NaN. A check
+ * after each layer stops it with one line naming the first layer whose
+ * output went bad (layer -1: the classifier's logits). */
+void check_finite(const Transformer *t, const float *x, size_t count, const char *what, int layer, int pos, int n) {
+    int bad = 0;
+    for (size_t i = 0; i < count; i++) bad |= !(fabsf(x[i]) <= FLT_MAX);   /* inf or NaN */
+    if (!bad) return;
+    if (layer >= 0)   /* layers counted from 0, as in the file and the code */
+        fatal("%s: the %s after layer %d (of 0..%d) are not finite (inf or NaN) at positions %d..%d: "
+              "the model's numbers overflow float32", t->path ? t->path : "model", what, layer,
+              t->config.n_layers - 1, pos, pos + n - 1);
+    fatal("%s: the %s are not finite (inf or NaN) at positions %d..%d: the model's numbers overflow float32",
+          t->path ? t->path : "model", what, pos, pos + n - 1);
+}
+
 /* Run `token` at position `pos` through the model; its key and value join
  * the KV cache. Returns the logits of the next token (vocab_size). The
  * positions 0 .. pos - 1 must have been run before (the cache holds them).
@@ -426,11 +443,13 @@ float *forward(Transformer *t, int token, int pos) {
         swiglu(s->hb, s->hb2, hidden_dim);
         linear(s->xb2, s->hb, layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim), hidden_dim, dim, s);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];   /* residual */
+        check_finite(t, s->x, (size_t)dim, "activations", (int)l, pos, 1);
     }
 
     /* final norm, then the classifier: one logit per vocabulary entry */
     rmsnorm(s->x, s->x, w->rms_final_weight, dim, c->norm_eps);
     linear(s->logits, s->x, layer_matrix(w, w->wcls, &w->q_wcls, 0, 0), dim, c->vocab_size, s);
+    check_finite(t, s->logits, (size_t)c->vocab_size, "logits", -1, pos, 1);
     return s->logits;
 }
 
@@ -511,8 +530,8 @@ int compare_prob_desc(const void *a, const void *b) {
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Draw from the first n candidates (sorted), cut at the smallest prefix whose
- * probability exceeds `mass` (all of them if none does). */
+/* Draw from the first n candidates (sorted, n >= 1), cut at the smallest
+ * prefix whose probability exceeds `mass` (all of them if none does). */
 int sample_sorted_prefix(const ProbIndex *cand, int n, float mass, float coin) {
     float cumulative = 0.0f;
     int last = n - 1;
@@ -532,12 +551,15 @@ int sample_sorted_prefix(const ProbIndex *cand, int n, float mass, float coin) {
 /* Top-p ("nucleus") sampling: sample only from the smallest set of tokens
  * whose probabilities add up to more than p, so the long tail of unlikely
  * tokens can never be picked. Tokens below (1 - p) / (n - 1) cannot be in
- * that set, so they are dropped before sorting — as llama2.c does. */
+ * that set, so they are dropped before sorting — as llama2.c does.
+ * The most likely token is always kept (as llama.cpp does): in a
+ * distribution flatter than the cutoff (a huge temperature with a small p)
+ * every token is below it, and there must still be one to draw. */
 int sample_topp(const float *p, int n, float topp, ProbIndex *cand, float coin) {
-    int n0 = 0;
+    int n0 = 0, best = sample_argmax(p, n);
     const float cutoff = (1.0f - topp) / (float)(n - 1);
     for (int i = 0; i < n; i++)
-        if (p[i] >= cutoff) cand[n0++] = (ProbIndex){p[i], i};
+        if (p[i] >= cutoff || i == best) cand[n0++] = (ProbIndex){p[i], i};
     qsort(cand, (size_t)n0, sizeof(ProbIndex), compare_prob_desc);
     return sample_sorted_prefix(cand, n0, topp, coin);
 }
@@ -608,6 +630,18 @@ void print_token_ids(const char *label, const int *ids, int n) {
     fputc('\n', stderr);
 }
 
+/* The first token sampled ended the text, so nothing but the prompt was
+ * printed: say why, rather than leave a newcomer wondering. A prompt of only
+ * spaces is the usual cause: a model trained on stories has seen blank space
+ * at the end of a story, so end-of-text is its most likely next token. */
+void explain_immediate_end(const char *prompt) {
+    int blank = prompt[0] != '\0';
+    for (const char *p = prompt; *p; p++) blank &= isspace((unsigned char)*p) != 0;
+    fprintf(stderr, "lamp: the model ended the text at once: the first token it sampled was end-of-text%s\n",
+            blank ? " (the prompt is only whitespace, which ends a text more often than it starts one; "
+                    "give some words with -i)" : "");
+}
+
 /* Generate: feed the prompt, then sample up to `steps` new tokens, printing
  * each as it comes. steps = 0 means until the context is full. */
 void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prompt, int steps,
@@ -658,6 +692,8 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
     utf8_flush(&printer, stdout);
     printf("\n");
     fflush(stdout);
+    if (n_generated == 1 && is_stop_token(t, generated[0]))
+        explain_immediate_end(prompt);
     double end = time_now();
     /* Speed. The prompt phase gives the logits of the first new token; the
      * decode phase is the rest. */
@@ -1023,9 +1059,20 @@ void quantize_q8(int8_t *q, float *scale, const float *x, size_t n, int gs) {
         const float *xg = x + (size_t)g * gs;
         int8_t *qg = q + (size_t)g * gs;
         float max = 0.0f;
+        int non_finite = 0;
         for (int j = 0; j < gs; j++) {
             float a = fabsf(xg[j]);
             max = a > max ? a : max;
+            non_finite |= !(a <= FLT_MAX);   /* inf, or NaN (every comparison with NaN is false) */
+        }
+        /* An inf or NaN has no int8 value (converting NaN to int is undefined
+         * behaviour in C). The group gets a NaN scale instead, so every dot
+         * product with it is NaN, and the forward pass's check after the
+         * layer (check_finite) names the layer where it happened. */
+        if (non_finite) {
+            scale[g] = NAN;
+            memset(qg, 0, (size_t)gs);
+            continue;
         }
         float s = max / 127.0f;
         scale[g] = s;
@@ -1387,6 +1434,7 @@ float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logi
         swiglu(s->hb, s->hb2, n * hidden_dim);
         linear_chunk(s->xb2, s->hb, w2, hidden_dim, dim, n, s);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
+        check_finite(t, s->x, (size_t)n * dim, "activations", (int)l, pos, n);
     }
     if (logits_wanted == LOGITS_NONE) return NULL;
 
@@ -1398,6 +1446,7 @@ float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logi
         rmsnorm(rows + (size_t)i * dim, rows + (size_t)i * dim, w->rms_final_weight, dim, c->norm_eps);
     Mat wcls = layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
     linear_chunk(s->logits, rows, wcls, dim, c->vocab_size, n - first, s);
+    check_finite(t, s->logits, (size_t)(n - first) * c->vocab_size, "logits", -1, pos, n);
     return s->logits;
 }
 
@@ -2009,6 +2058,27 @@ double sequence_nll(Transformer *t, const int *tokens, int n) {
     return total;
 }
 
+/* A long eval would be silent for minutes: once a second, a line on stderr
+ * says how far it is (bytes of the file done), how fast, and when it should
+ * end. On a terminal the line rewrites itself; in a log it is one line per
+ * report. */
+typedef struct {
+    int tty;
+    int printed;
+    double last;   /* seconds since the start of the eval, at the last report */
+} EvalProgress;
+
+void report_eval_progress(EvalProgress *p, size_t done, size_t size, long n_scored, double seconds) {
+    if (seconds - p->last < 1.0 || done >= size) return;
+    p->last = seconds;
+    p->printed = 1;
+    double eta = seconds * (double)(size - done) / (double)done;
+    fprintf(stderr, "%seval: %.0f%% of %zu bytes | %ld tokens, %.1f tok/s | ETA %.0f s%s", p->tty ? "\r" : "",
+            100.0 * (double)done / (double)size, size, n_scored, (double)n_scored / seconds, eta,
+            p->tty ? "\033[K" : "\n");
+    fflush(stderr);
+}
+
 /* Evaluate the text file at `path`. The exact definition, so that numbers
  * from different models and weight types can be compared:
  *  - documents are separated by blank lines (one or more empty lines); a
@@ -2040,6 +2110,7 @@ void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *
 
     double total_nll = 0.0, start_time = time_now();
     long n_scored = 0, n_bytes = 0, n_docs = 0;
+    EvalProgress progress = {isatty(fileno(stderr)), 0, 0.0};
     size_t i = 0;
     while (i < size) {
         while (i < size && text[i] == '\n') i++;            /* blank lines between documents */
@@ -2052,11 +2123,14 @@ void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *
             int len = n - w < c->seq_len ? n - w : c->seq_len;
             total_nll += sequence_nll(t, ids + w, len);
             n_scored += len - 1;
+            size_t done = begin + (size_t)((double)(i - begin) * (w + len - 1) / (n - 1));   /* about */
+            report_eval_progress(&progress, done, size, n_scored, time_now() - start_time);
         }
         free(ids);
         n_bytes += (long)(i - begin);
         n_docs++;
     }
+    if (progress.printed && progress.tty) fputc('\n', stderr);
     free(text);
     if (n_scored == 0) fatal("%s has no text to evaluate", path);
     double seconds = time_now() - start_time, mean = total_nll / (double)n_scored;
@@ -2094,7 +2168,7 @@ void print_usage(FILE *out) {
         "  -y STRING  chat: system prompt; when absent, chat asks for one [none]\n"
         "  --chat-template NAME  chat: none, llama2, chatml or llama3 [the model file's]\n"
         "  --min-p FLOAT  min-p in [0,1]: drop tokens less likely than this x the most likely; 0 = off [0]\n"
-        "  --threads N  threads for matmul and attention [OMP_NUM_THREADS, else the physical cores]\n"
+        "  --threads N  threads for matmul and attention, at most the CPUs present [OMP_NUM_THREADS, else the physical cores]\n"
         "  --reference  run Part I of run.c only: the plain forward pass, one token at a\n"
         "             time, plain KV cache and matmul (slow; the reference the fast path is checked against)\n"
         "  -v         verbose: print the seed, the token ids and timing on stderr\n"
@@ -2112,8 +2186,11 @@ double parse_number(const char *flag, const char *text, double lo, double hi, in
     double v = strtod(text, &end);
     if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v) || v < lo || v > hi ||
         (integer && v != floor(v)))
-        fatal("invalid value '%s' for %s: expected %s from %g to %g", text, flag,
-              integer ? "an integer" : "a number", lo, hi);
+    {
+        if (integer)   /* "from 0 to 1073741824", not "1.07374e+09" */
+            fatal("invalid value '%s' for %s: expected an integer from %.0f to %.0f", text, flag, lo, hi);
+        fatal("invalid value '%s' for %s: expected a number from %g to %g", text, flag, lo, hi);
+    }
     return v;
 }
 
@@ -2181,6 +2258,13 @@ int main(int argc, char **argv) {
     if (seed == 0) seed = (uint64_t)(unsigned int)time(NULL); /* as llama2.c; never 0 */
 #ifdef _OPENMP
     if (threads == 0 && !getenv("OMP_NUM_THREADS")) threads = physical_cores();
+    /* More threads than CPUs only makes them wait for each other at every
+     * barrier (docs/performance.md): use the CPUs there are, and say so. */
+    if (threads > omp_get_num_procs()) {
+        fprintf(stderr, "lamp: --threads %d is more than the %d CPUs available; using %d\n", threads,
+                omp_get_num_procs(), omp_get_num_procs());
+        threads = omp_get_num_procs();
+    }
     if (threads > 0) omp_set_num_threads(threads);
 #else
     (void)threads;

@@ -47,8 +47,16 @@
 
 /* ------------------------------------------------------------------------
  * A hash table from piece text to id, for the pieces that merges may form.
- * Open addressing with linear probing; the table is at least twice the
- * vocabulary so probes stay short. FNV-1a is a simple, decent string hash. */
+ * FNV-1a is a simple, decent string hash; the table has at least twice as
+ * many slots as the vocabulary has pieces, so a slot holds about one.
+ *
+ * But a vocabulary file comes from outside, and anyone can make thousands of
+ * pieces whose hashes fall into one slot (tools/colliding_vocab.c does).
+ * With linear probing each of them would walk past all the earlier ones:
+ * 65,536 such pieces took 5.9 s to load, a 13 MB file half an hour. So the
+ * pieces of a slot are kept sorted by text (length first, then bytes) and
+ * found by binary search: a lookup costs one hash and, in the worst case,
+ * log2(vocabulary) comparisons; building the table is one sort. */
 
 static uint64_t hash_bytes(const char *s, size_t len) {
     uint64_t h = 1469598103934665603ULL;           /* FNV offset basis */
@@ -59,15 +67,40 @@ static uint64_t hash_bytes(const char *s, size_t len) {
     return h;
 }
 
+/* The order of pieces within a slot: shorter first, then by bytes. */
+static int compare_text(const char *a, size_t a_len, const char *b, size_t b_len) {
+    if (a_len != b_len) return a_len < b_len ? -1 : 1;
+    return memcmp(a, b, a_len);
+}
+
 /* Id of the mergeable piece whose text is s[0..len), or -1. */
 static int lookup_piece(const Tokenizer *t, const char *s, size_t len) {
-    size_t mask = t->table_size - 1;
-    for (size_t slot = hash_bytes(s, len) & mask;; slot = (slot + 1) & mask) {
-        int id = t->table[slot];
-        if (id < 0) return -1;
-        if ((size_t)t->piece_lengths[id] == len && memcmp(t->pieces[id], s, len) == 0)
-            return id;
+    size_t slot = hash_bytes(s, len) & (t->table_size - 1);
+    int lo = t->bucket_start[slot], hi = t->bucket_start[slot + 1];   /* search bucket_ids[lo, hi) */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, id = t->bucket_ids[mid];
+        int order = compare_text(s, len, t->pieces[id], (size_t)t->piece_lengths[id]);
+        if (order == 0) return id;
+        if (order < 0) hi = mid;
+        else lo = mid + 1;
     }
+    return -1;
+}
+
+/* One mergeable piece while the table is built: sorted by slot, then text,
+ * then id, the pieces of a slot end up together and in search order. */
+typedef struct {
+    size_t slot;
+    const char *text;
+    int len, id;
+} TableEntry;
+
+static int compare_entries(const void *pa, const void *pb) {
+    const TableEntry *a = pa, *b = pb;
+    if (a->slot != b->slot) return a->slot < b->slot ? -1 : 1;
+    int order = compare_text(a->text, (size_t)a->len, b->text, (size_t)b->len);
+    if (order != 0) return order;
+    return (a->id > b->id) - (a->id < b->id);
 }
 
 static int is_mergeable(int type) {
@@ -152,8 +185,8 @@ static void finish_loading(Tokenizer *t, const char *path) {
     size_t size = 16;
     while (size < 2 * (size_t)t->vocab_size) size *= 2;
     t->table_size = size;
-    t->table = xmalloc(size * sizeof(int));
-    for (size_t i = 0; i < size; i++) t->table[i] = -1;
+    TableEntry *entries = xmalloc((size_t)t->vocab_size * sizeof(TableEntry));
+    int n_entries = 0;
 
     for (int id = 0; id < t->vocab_size; id++) {
         if (!isfinite(t->scores[id])) fatal("%s: piece %d has a score that is not a number", path, id);
@@ -168,15 +201,25 @@ static void finish_loading(Tokenizer *t, const char *path) {
         }
         if (!is_mergeable(type)) continue;
         size_t slot = hash_bytes(t->pieces[id], (size_t)t->piece_lengths[id]) & (size - 1);
-        while (t->table[slot] >= 0) {
-            int other = t->table[slot];
-            if (t->piece_lengths[other] == t->piece_lengths[id] &&
-                memcmp(t->pieces[other], t->pieces[id], (size_t)t->piece_lengths[id]) == 0)
-                break;  /* a duplicate piece: the first id wins, as in SentencePiece */
-            slot = (slot + 1) & (size - 1);
-        }
-        if (t->table[slot] < 0) t->table[slot] = id;
+        entries[n_entries++] = (TableEntry){slot, t->pieces[id], t->piece_lengths[id], id};
     }
+    qsort(entries, (size_t)n_entries, sizeof(TableEntry), compare_entries);
+
+    /* Count each slot's pieces into bucket_start[slot + 1], then add up:
+     * bucket_start[s] becomes the number of pieces in slots before s. */
+    t->bucket_start = xcalloc(size + 1, sizeof(int));
+    t->bucket_ids = xmalloc((size_t)(n_entries ? n_entries : 1) * sizeof(int));
+    int n_ids = 0;
+    for (int i = 0; i < n_entries; i++) {
+        const TableEntry *e = &entries[i], *before = i > 0 ? &entries[i - 1] : NULL;
+        if (before && before->slot == e->slot &&
+            compare_text(before->text, (size_t)before->len, e->text, (size_t)e->len) == 0)
+            continue;   /* a duplicate piece: the first id wins, as in SentencePiece */
+        t->bucket_ids[n_ids++] = e->id;
+        t->bucket_start[e->slot + 1]++;
+    }
+    for (size_t slot = 0; slot < size; slot++) t->bucket_start[slot + 1] += t->bucket_start[slot];
+    free(entries);
 }
 
 /* Byte-level BPE: the merge table. A pair of ids (left, right) is one 64-bit
@@ -414,12 +457,13 @@ void tokenizer_free(Tokenizer *t) {
     free(t->piece_lengths);
     free(t->scores);
     free(t->types);
-    free(t->table);
     free(t->merge_left);
     free(t->merge_right);
     free(t->merge_result);
     free(t->merge_table);
     free(t->added_ids);
+    free(t->bucket_start);
+    free(t->bucket_ids);
     memset(t, 0, sizeof *t);
 }
 

@@ -46,8 +46,10 @@ typedef struct {
     int add_dummy_prefix;   /* prepend a space before encoding (SentencePiece) */
     int unk_id, bos_id, eos_id;  /* -1 when the vocabulary has none            */
     int byte_ids[256];      /* id of the piece <0xAB> for byte AB, or -1       */
-    /* open-addressing hash table: piece text -> id, for mergeable pieces */
-    int *table;             /* (table_size) ids, -1 = empty slot               */
+    /* hash table: piece text -> id, for mergeable pieces. The ids of slot s
+     * are bucket_ids[bucket_start[s] .. bucket_start[s + 1]), sorted by text. */
+    int *bucket_start;      /* (table_size + 1)                                */
+    int *bucket_ids;        /* (mergeable pieces)                              */
     size_t table_size;      /* a power of two                                  */
     unsigned char byte_text[256][2]; /* one-byte strings that decode returns */
     /* Byte-level BPE only. Merge r (its rank: lower merges first) joins the

@@ -557,7 +557,10 @@ static inline float expf_simd(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    two_k.i = (t.i - 0x4B400000 + 127) * (1 << 23);   /* k + 127 in the exponent field */
+    /* k + 127 in the exponent field. Shifted as unsigned: for x = NaN, t.i
+     * is not a small integer and a signed shift or product could overflow
+     * (undefined behaviour); p is NaN then anyway, so the result is NaN. */
+    two_k.i = (int32_t)((uint32_t)(t.i - 0x4B400000 + 127) << 23);
     return p * two_k.f;
 }
 
@@ -1079,6 +1082,22 @@ typedef struct {
     uint64_t seed;
 } Hyper;
 
+/* The allowed range of each hyper-parameter, as "lo, hi". The command-line
+ * flags (section 9) and a training state read back by --resume (load_state)
+ * are held to the same numbers: a state file comes from outside like any
+ * other input, and one with accum_steps = 2^27 once overflowed the tokens
+ * per step and trained for ever. */
+#define RANGE_BATCH 1, 1 << 16
+#define RANGE_ACCUM 1, 1 << 16
+#define RANGE_STEPS 1, 1 << 30
+#define RANGE_WARMUP 0, 1 << 30
+#define RANGE_LR 0, 10
+#define RANGE_WEIGHT_DECAY 0, 10
+#define RANGE_BETA 0, 0.999999
+#define RANGE_ADAM_EPS 1e-30, 1
+#define RANGE_CLIP 0, 1e30
+#define RANGE_VAL_FRACTION 0, 0.5
+
 /* The learning rate of optimizer step `step` (0, 1, ..., max_steps - 1):
  * linear warmup reaching lr at the last warmup step, then a half cosine
  * from lr down to min_lr, reaching min_lr at the last step. */
@@ -1474,6 +1493,12 @@ void save_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, 
     atomic_commit(&a);
 }
 
+/* A number read from a training state must lie where its flag's would. */
+static void check_state_value(const char *path, const char *name, double value, double lo, double hi) {
+    if (!(value >= lo && value <= hi))   /* written so that NaN fails too */
+        fatal("%s: corrupt training state: %s is %.10g, outside %.10g..%.10g", path, name, value, lo, hi);
+}
+
 /* Load a training state: builds the model (weights and moments) and fills
  * the hyper-parameters, progress, data identity and tokenizer. Everything is
  * checked before it is used: magic, version, a sane shape, the exact size. */
@@ -1491,10 +1516,20 @@ void load_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, 
     state_header(data, 0, &c, hp, pr, d, &tokenizer_size);
     char why[160];
     if (check_config(&c, why, sizeof why)) fatal("%s: bad model shape in the training state: %s", path, why);
-    if (hp->batch_size < 1 || hp->accum_steps < 1 || hp->max_steps < 1 || hp->warmup_steps < 0 ||
-        pr->step < 0 || pr->step > hp->max_steps)
-        fatal("%s: corrupt training state (batch %d, accumulation %d, step %d of %d)", path, hp->batch_size,
-              hp->accum_steps, pr->step, hp->max_steps);
+    check_state_value(path, "--batch", hp->batch_size, RANGE_BATCH);
+    check_state_value(path, "--accum", hp->accum_steps, RANGE_ACCUM);
+    check_state_value(path, "--steps", hp->max_steps, RANGE_STEPS);
+    check_state_value(path, "--warmup", hp->warmup_steps, RANGE_WARMUP);
+    check_state_value(path, "--lr", hp->lr, RANGE_LR);
+    check_state_value(path, "--min-lr", hp->min_lr, 0, hp->lr);   /* main() refuses --min-lr above --lr */
+    check_state_value(path, "--weight-decay", hp->weight_decay, RANGE_WEIGHT_DECAY);
+    check_state_value(path, "--beta1", hp->beta1, RANGE_BETA);
+    check_state_value(path, "--beta2", hp->beta2, RANGE_BETA);
+    check_state_value(path, "--adam-eps", hp->adam_eps, RANGE_ADAM_EPS);
+    check_state_value(path, "--clip", hp->grad_clip, RANGE_CLIP);
+    check_state_value(path, "--val-fraction", d->val_fraction, RANGE_VAL_FRACTION);
+    check_state_value(path, "the step", pr->step, 0, hp->max_steps);
+    check_state_value(path, "--docs (0 = blank, 1 = line)", d->per_line, 0, 1);
     if (tokenizer_size < 12 || tokenizer_size > size - 256) fatal("%s: corrupt training state (tokenizer size)", path);
     size_t numel[N_TENSORS], n_params = 0;
     tensor_sizes(&c, numel);
@@ -1513,6 +1548,14 @@ void load_state(const char *path, Model *m, Hyper *hp, Progress *pr, DataId *d, 
     memcpy(m->m.token_embedding, data + weights_at + bytes, bytes);
     memcpy(m->v.token_embedding, data + weights_at + 2 * bytes, bytes);
     free(data);
+    /* A NaN or inf in the weights or the Adam moments would turn every
+     * later step into NaN (a run that diverged and was saved anyway). */
+    const float *numbers[3] = {m->params.token_embedding, m->m.token_embedding, m->v.token_embedding};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < n_params; i++)
+            if (!isfinite(numbers[k][i]))
+                fatal("%s: %s number %zu of %zu is not finite (inf or NaN): the run diverged or the file is corrupt",
+                      path, k == 0 ? "weight" : "Adam moment", i, n_params);
 }
 
 /* --- shards --------------------------------------------------------------- */
@@ -1673,7 +1716,7 @@ static Option options[] = {
     /* the data */
     {"--data", OPT_STRING, &opt_data, 0, 0, 0, "training data: a text file or a token shard (required)", 0},
     {"--val", OPT_STRING, &opt_val, 0, 0, 0, "validation data, text or shard; none = hold out the end of --data", 0},
-    {"--val-fraction", OPT_FLOAT, &opt_val_fraction, 0, 0.5, 1,
+    {"--val-fraction", OPT_FLOAT, &opt_val_fraction, RANGE_VAL_FRACTION, 1,
      "without --val: the share of --data held out; 0 = no validation", 0},
     {"--tokenizer", OPT_STRING, &opt_tokenizer, 0, 0, 1,
      "tokenizer.bin or lamp model (required unless --init has one)", 0},
@@ -1682,18 +1725,18 @@ static Option options[] = {
     {"--init", OPT_STRING, &opt_init, 0, 0, 1,
      "start from this model (lamp or llama2.c file): its shape and weights", 0},
     /* the optimization */
-    {"--batch", OPT_INT, &opt_hyper.batch_size, 1, 1 << 16, 1, "B: sequences per micro-batch", 0},
-    {"--accum", OPT_INT, &opt_hyper.accum_steps, 1, 1 << 16, 1,
+    {"--batch", OPT_INT, &opt_hyper.batch_size, RANGE_BATCH, 1, "B: sequences per micro-batch", 0},
+    {"--accum", OPT_INT, &opt_hyper.accum_steps, RANGE_ACCUM, 1,
      "micro-batches per optimizer step (gradient accumulation)", 0},
-    {"--steps", OPT_INT, &opt_hyper.max_steps, 1, 1 << 30, 1, "optimizer steps", 0},
-    {"--lr", OPT_FLOAT, &opt_hyper.lr, 0, 10, 1, "peak learning rate", 0},
-    {"--min-lr", OPT_FLOAT, &opt_hyper.min_lr, 0, 10, 1, "learning rate at the last step; 0 = lr / 10", 0},
-    {"--warmup", OPT_INT, &opt_hyper.warmup_steps, 0, 1 << 30, 1, "steps of linear warmup", 0},
-    {"--weight-decay", OPT_FLOAT, &opt_hyper.weight_decay, 0, 10, 1, "AdamW decay of the weight matrices", 0},
-    {"--beta1", OPT_FLOAT, &opt_hyper.beta1, 0, 0.999999, 1, "AdamW beta1", 0},
-    {"--beta2", OPT_FLOAT, &opt_hyper.beta2, 0, 0.999999, 1, "AdamW beta2", 0},
-    {"--adam-eps", OPT_FLOAT, &opt_hyper.adam_eps, 1e-30, 1, 1, "AdamW epsilon", 0},
-    {"--clip", OPT_FLOAT, &opt_hyper.grad_clip, 0, 1e30, 1, "clip the gradient's global norm to this; 0 = off", 0},
+    {"--steps", OPT_INT, &opt_hyper.max_steps, RANGE_STEPS, 1, "optimizer steps", 0},
+    {"--lr", OPT_FLOAT, &opt_hyper.lr, RANGE_LR, 1, "peak learning rate", 0},
+    {"--min-lr", OPT_FLOAT, &opt_hyper.min_lr, RANGE_LR, 1, "learning rate at the last step; 0 = lr / 10", 0},
+    {"--warmup", OPT_INT, &opt_hyper.warmup_steps, RANGE_WARMUP, 1, "steps of linear warmup", 0},
+    {"--weight-decay", OPT_FLOAT, &opt_hyper.weight_decay, RANGE_WEIGHT_DECAY, 1, "AdamW decay of the weight matrices", 0},
+    {"--beta1", OPT_FLOAT, &opt_hyper.beta1, RANGE_BETA, 1, "AdamW beta1", 0},
+    {"--beta2", OPT_FLOAT, &opt_hyper.beta2, RANGE_BETA, 1, "AdamW beta2", 0},
+    {"--adam-eps", OPT_FLOAT, &opt_hyper.adam_eps, RANGE_ADAM_EPS, 1, "AdamW epsilon", 0},
+    {"--clip", OPT_FLOAT, &opt_hyper.grad_clip, RANGE_CLIP, 1, "clip the gradient's global norm to this; 0 = off", 0},
     {"--seed", OPT_U64, &opt_hyper.seed, 0, 0, 1, "random seed: initialization, windows, samples", 0},
     /* evaluation, output */
     {"--eval-every", OPT_INT, &opt_eval_every, 0, 1 << 30, 0, "validation loss every this many steps; 0 = never", 0},
@@ -1751,8 +1794,11 @@ double parse_value(const Option *o, const char *text) {
     int integer = o->type == OPT_INT;
     if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v) || v < o->lo || v > o->hi ||
         (integer && v != floor(v)))
-        fatal("invalid value '%s' for %s: expected %s from %g to %g", text, o->name,
-              integer ? "an integer" : "a number", o->lo, o->hi);
+    {
+        if (integer)   /* "from 1 to 1073741824", not "1.07374e+09" */
+            fatal("invalid value '%s' for %s: expected an integer from %.0f to %.0f", text, o->name, o->lo, o->hi);
+        fatal("invalid value '%s' for %s: expected a number from %g to %g", text, o->name, o->lo, o->hi);
+    }
     return v;
 }
 
@@ -2020,8 +2066,9 @@ int main(int argc, char **argv) {
             "%s classifier: %.2fM parameters\n",
             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, T,
             c->shared_classifier ? "shared" : "own", m.n_params / 1e6);
-    fprintf(stderr, "data: %zu training tokens, %zu validation tokens; %d x %d x %d = %d tokens per step, "
-            "%.1f GFLOP per step, %d thread%s\n", train.n, val.n, B, T, h.accum_steps, B * T * h.accum_steps,
+    fprintf(stderr, "data: %zu training tokens, %zu validation tokens; %d x %d x %d = %lld tokens per step, "
+            "%.1f GFLOP per step, %d thread%s\n", train.n, val.n, B, T, h.accum_steps,
+            (long long)B * T * h.accum_steps,
             flops_per_step / 1e9, max_threads(), max_threads() > 1 ? "s" : "");
     if (pr.step > 0) fprintf(stderr, "resuming at step %d of %d\n", pr.step, h.max_steps);
 
@@ -2034,6 +2081,10 @@ int main(int argc, char **argv) {
         float loss = train_step(&m, &h, &train, &pr, inputs, targets, &lr, NULL);
         double dt = time_now() - t0;
         int step = pr.step;
+        /* NaN weights only make more NaN: stop here, before a checkpoint or
+         * a sample is made of them (and the last good checkpoint is kept). */
+        if (!isfinite(loss))
+            fatal("training diverged at step %d: the loss is %g; try a lower --lr, or --clip", step, loss);
         double tokens_per_s = (double)B * T * h.accum_steps / dt;
         char eta[32];
         format_duration(eta, sizeof eta, (time_now() - start_time) / (step - start_step) * (h.max_steps - step));
