@@ -110,13 +110,13 @@ static void print_id_window(FILE *out, const Tokenizer *t, const int *ids, int n
 }
 
 /* Parse one line of space-separated ids. Returns the count; *ids is malloc'd. */
-static int parse_ids(const char *s, size_t len, int **ids, int lineno) {
+static int parse_ids(const char *s, size_t len, int **ids, const char *path, int lineno) {
     int cap = 16, n = 0;
     *ids = malloc((size_t)cap * sizeof(int));
     size_t i = 0;
     while (i < len) {
         if (s[i] == ' ') { i++; continue; }
-        ck_assert_msg(s[i] >= '0' && s[i] <= '9', "%s line %d: bad character in ids", GOLDEN_IDS, lineno);
+        ck_assert_msg(s[i] >= '0' && s[i] <= '9', "%s line %d: bad character in ids", path, lineno);
         long v = 0;
         while (i < len && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
         if (n == cap) {
@@ -131,30 +131,33 @@ static int parse_ids(const char *s, size_t len, int **ids, int lineno) {
 typedef struct {
     const char *text;
     size_t len;
-    int *ids;   /* the SentencePiece ids */
+    int *ids;   /* the reference library's ids */
     int n_ids;
 } GoldenLine;
 
 typedef struct {
+    const char *in_path, *ids_path;
     char *in_data, *ids_data;
     GoldenLine *lines;
     int n_lines;
 } Golden;
 
-static Golden read_golden(void) {
-    Golden g = {0};
+/* A pair of golden files: in_path holds the input lines, ids_path on line i
+ * the reference ids of input line i. */
+static Golden read_golden_files(const char *in_path, const char *ids_path, int min_lines) {
+    Golden g = {in_path, ids_path, NULL, NULL, NULL, 0};
     size_t in_size, ids_size;
-    g.in_data = slurp_or_fail(GOLDEN_IN, &in_size);
-    g.ids_data = slurp_or_fail(GOLDEN_IDS, &ids_size);
+    g.in_data = slurp_or_fail(in_path, &in_size);
+    g.ids_data = slurp_or_fail(ids_path, &ids_size);
     int cap = 1024;
     g.lines = malloc((size_t)cap * sizeof(GoldenLine));
     size_t ip = 0, dp = 0;
     while (ip < in_size) {
         char *nl = memchr(g.in_data + ip, '\n', in_size - ip);
-        ck_assert_msg(nl != NULL, "%s: the last line has no newline", GOLDEN_IN);
-        ck_assert_msg(dp < ids_size, "%s has fewer lines than %s (%d)", GOLDEN_IDS, GOLDEN_IN, g.n_lines + 1);
+        ck_assert_msg(nl != NULL, "%s: the last line has no newline", in_path);
+        ck_assert_msg(dp < ids_size, "%s has fewer lines than %s (%d)", ids_path, in_path, g.n_lines + 1);
         char *dnl = memchr(g.ids_data + dp, '\n', ids_size - dp);
-        ck_assert_msg(dnl != NULL, "%s: the last line has no newline", GOLDEN_IDS);
+        ck_assert_msg(dnl != NULL, "%s: the last line has no newline", ids_path);
         if (g.n_lines == cap) {
             cap *= 2;
             g.lines = realloc(g.lines, (size_t)cap * sizeof(GoldenLine));
@@ -162,13 +165,17 @@ static Golden read_golden(void) {
         GoldenLine *l = &g.lines[g.n_lines++];
         l->text = g.in_data + ip;
         l->len = (size_t)(nl - (g.in_data + ip));
-        l->n_ids = parse_ids(g.ids_data + dp, (size_t)(dnl - (g.ids_data + dp)), &l->ids, g.n_lines);
+        l->n_ids = parse_ids(g.ids_data + dp, (size_t)(dnl - (g.ids_data + dp)), &l->ids, ids_path, g.n_lines);
         ip = (size_t)(nl - g.in_data) + 1;
         dp = (size_t)(dnl - g.ids_data) + 1;
     }
-    ck_assert_msg(dp == ids_size, "%s has more lines than %s (%d)", GOLDEN_IDS, GOLDEN_IN, g.n_lines);
-    ck_assert_msg(g.n_lines >= 2000, "%s has only %d lines", GOLDEN_IN, g.n_lines);
+    ck_assert_msg(dp == ids_size, "%s has more lines than %s (%d)", ids_path, in_path, g.n_lines);
+    ck_assert_msg(g.n_lines >= min_lines, "%s has only %d lines", in_path, g.n_lines);
     return g;
+}
+
+static Golden read_golden(void) {
+    return read_golden_files(GOLDEN_IN, GOLDEN_IDS, 2000);
 }
 
 static void free_golden(Golden *g) {
@@ -178,23 +185,22 @@ static void free_golden(Golden *g) {
     free(g->ids_data);
 }
 
-/* ------------------------------------------------------------------------
- * Goldens. */
-
-START_TEST(test_golden_ids) {
-    Tokenizer *t = llama2();
-    Golden g = read_golden();
-    int n_fail = 0, first_fail = 0, first_pos = 0;
-    for (int i = 0; i < g.n_lines; i++) {
-        GoldenLine *l = &g.lines[i];
+/* Encode every golden line with t and compare with the golden ids. Returns
+ * the number of lines that differ; describes the first MAX_REPORTED on
+ * stderr and puts the first one's line number and position in *first_line
+ * and *first_pos. */
+static int golden_encode_mismatches(const Tokenizer *t, const Golden *g, int *first_line, int *first_pos) {
+    int n_fail = 0;
+    for (int i = 0; i < g->n_lines; i++) {
+        const GoldenLine *l = &g->lines[i];
         int n;
         int *got = tokenizer_encode(t, l->text, l->len, 0, 0, &n);
         int pos = 0;
         while (pos < n && pos < l->n_ids && got[pos] == l->ids[pos]) pos++;
         if (pos < n || pos < l->n_ids) {
-            if (n_fail == 0) { first_fail = i + 1; first_pos = pos; }
+            if (n_fail == 0) { *first_line = i + 1; *first_pos = pos; }
             if (++n_fail <= MAX_REPORTED) {
-                fprintf(stderr, "%s line %d: ids differ at position %d\n  input:    ", GOLDEN_IN, i + 1, pos);
+                fprintf(stderr, "%s line %d: ids differ at position %d\n  input:    ", g->in_path, i + 1, pos);
                 escape_bytes(stderr, l->text, l->len, 400);
                 fprintf(stderr, "\n  expected: ");
                 print_id_window(stderr, t, l->ids, l->n_ids, pos - 6, pos + 6);
@@ -211,32 +217,23 @@ START_TEST(test_golden_ids) {
         }
         free(got);
     }
-    int n_lines = g.n_lines;
-    free_golden(&g);
-    ck_assert_msg(n_fail == 0,
-                  "%d of %d golden lines encode differently from SentencePiece; the first is line %d "
-                  "of %s (position %d); details of the first %d on stderr",
-                  n_fail, n_lines, first_fail, GOLDEN_IN, first_pos, MAX_REPORTED);
+    return n_fail;
 }
-END_TEST
 
-/* Decoding the SentencePiece ids of a valid-UTF-8 line gives the line back.
- * (Not for lines containing U+2581 '▁': SentencePiece reads it as a space, so
- * it comes back as one, in the library too.) */
-START_TEST(test_golden_decode) {
-    Tokenizer *t = llama2();
-    Golden g = read_golden();
-    int n_fail = 0, n_checked = 0, first_fail = 0;
+/* Decode the golden ids of every line that skip() does not exclude and
+ * compare with the line. Returns the number that differ (the first
+ * MAX_REPORTED described on stderr, the first one's number in *first_line);
+ * *n_checked counts the lines compared. */
+static int golden_decode_mismatches(const Tokenizer *t, const Golden *g, int (*skip)(const GoldenLine *),
+                                    int *n_checked, int *first_line) {
+    int n_fail = 0;
     size_t cap = 1 << 16;
     char *buf = malloc(cap);
-    for (int i = 0; i < g.n_lines; i++) {
-        GoldenLine *l = &g.lines[i];
-        if (!is_valid_utf8((const unsigned char *)l->text, l->len)) continue;
-        int has_space_symbol = 0;
-        for (size_t k = 0; k + 2 < l->len; k++)
-            if (memcmp(l->text + k, "\xE2\x96\x81", 3) == 0) has_space_symbol = 1;
-        if (has_space_symbol) continue;
-        n_checked++;
+    *n_checked = 0;
+    for (int i = 0; i < g->n_lines; i++) {
+        const GoldenLine *l = &g->lines[i];
+        if (skip(l)) continue;
+        (*n_checked)++;
         size_t n = 0;
         int prev = -1;
         for (int k = 0; k < l->n_ids; k++) {
@@ -248,13 +245,13 @@ START_TEST(test_golden_decode) {
             prev = l->ids[k];
         }
         if (n == l->len && memcmp(buf, l->text, n) == 0) continue;
-        if (n_fail == 0) first_fail = i + 1;
+        if (n_fail == 0) *first_line = i + 1;
         if (++n_fail <= MAX_REPORTED) {
             size_t at = 0;
             while (at < n && at < l->len && buf[at] == l->text[at]) at++;
             size_t from = at > 20 ? at - 20 : 0;
             fprintf(stderr, "%s line %d: decode(ids) differs from the line at byte %zu\n  line:    ...",
-                    GOLDEN_IN, i + 1, at);
+                    g->in_path, i + 1, at);
             escape_bytes(stderr, l->text + from, l->len - from, 60);
             fprintf(stderr, "\n  decoded: ...");
             escape_bytes(stderr, buf + from, n - from, 60);
@@ -262,12 +259,108 @@ START_TEST(test_golden_decode) {
         }
     }
     free(buf);
+    return n_fail;
+}
+
+/* ------------------------------------------------------------------------
+ * Goldens: SentencePiece (tests/golden/gen_tokenizer.py). */
+
+START_TEST(test_golden_ids) {
+    Golden g = read_golden();
+    int first_fail = 0, first_pos = 0;
+    int n_fail = golden_encode_mismatches(llama2(), &g, &first_fail, &first_pos);
+    int n_lines = g.n_lines;
+    free_golden(&g);
+    ck_assert_msg(n_fail == 0,
+                  "%d of %d golden lines encode differently from SentencePiece; the first is line %d "
+                  "of %s (position %d); details of the first %d on stderr",
+                  n_fail, n_lines, first_fail, GOLDEN_IN, first_pos, MAX_REPORTED);
+}
+END_TEST
+
+/* Only valid UTF-8 decodes back to itself. Nor do lines containing U+2581
+ * '▁': SentencePiece reads it as a space, so it comes back as one, in the
+ * library too. */
+static int not_sentencepiece_round_trip(const GoldenLine *l) {
+    if (!is_valid_utf8((const unsigned char *)l->text, l->len)) return 1;
+    for (size_t k = 0; k + 2 < l->len; k++)
+        if (memcmp(l->text + k, "\xE2\x96\x81", 3) == 0) return 1;
+    return 0;
+}
+
+/* Decoding the SentencePiece ids of a valid-UTF-8 line gives the line back. */
+START_TEST(test_golden_decode) {
+    Golden g = read_golden();
+    int n_checked, first_fail = 0;
+    int n_fail = golden_decode_mismatches(llama2(), &g, not_sentencepiece_round_trip, &n_checked, &first_fail);
     int n_lines = g.n_lines;
     free_golden(&g);
     ck_assert_msg(n_checked > 2000, "only %d of %d lines were checked", n_checked, n_lines);
     ck_assert_msg(n_fail == 0,
                   "%d of %d valid-UTF-8 golden lines do not decode back to themselves; the first is "
                   "line %d of %s; details on stderr", n_fail, n_checked, first_fail, GOLDEN_IN);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Goldens: byte-level BPE (tests/golden/gen_tokenizer_bytelevel.py). Three
+ * small vocabularies trained with Hugging Face `tokenizers`, one per split
+ * lamp implements, on the same ~1,000 lines (stories, Shakespeare, digit and
+ * whitespace runs, contractions in every case, many scripts, emoji,
+ * combining marks, added tokens, malformed UTF-8). */
+
+#define BYTELEVEL_DIR "tests/golden/tokenizer_bytelevel/"
+static const char *const bytelevel_kinds[] = {"gpt2", "llama3", "smollm"};
+static const int bytelevel_kind_ids[] = {TOKENIZER_GPT2, TOKENIZER_LLAMA3, TOKENIZER_SMOLLM};
+#define N_BYTELEVEL 3
+
+static Golden read_bytelevel_golden(int kind, Tokenizer *t) {
+    char model[128], ids[128];
+    snprintf(model, sizeof model, BYTELEVEL_DIR "%s.lamp", bytelevel_kinds[kind]);
+    snprintf(ids, sizeof ids, BYTELEVEL_DIR "%s.ids", bytelevel_kinds[kind]);
+    tokenizer_load_file(t, model);
+    ck_assert_msg(t->kind == bytelevel_kind_ids[kind], "%s: tokenizer kind %d, expected %d", model, t->kind,
+                  bytelevel_kind_ids[kind]);
+    return read_golden_files(BYTELEVEL_DIR "lines.in", ids, 900);
+}
+
+START_TEST(test_bytelevel_golden_ids) {
+    Tokenizer t;
+    Golden g = read_bytelevel_golden(_i, &t);
+    int first_fail = 0, first_pos = 0;
+    int n_fail = golden_encode_mismatches(&t, &g, &first_fail, &first_pos);
+    int n_lines = g.n_lines;
+    free_golden(&g);
+    tokenizer_free(&t);
+    ck_assert_msg(n_fail == 0,
+                  "%s: %d of %d golden lines encode differently from Hugging Face tokenizers; the first is "
+                  "line %d (position %d); details of the first %d on stderr",
+                  bytelevel_kinds[_i], n_fail, n_lines, first_fail, first_pos, MAX_REPORTED);
+    printf("byte-level %s: %d golden lines encode as Hugging Face tokenizers does\n", bytelevel_kinds[_i],
+           n_lines);
+}
+END_TEST
+
+/* Added tokens (<|im_end|> ...) decode to nothing, as in `tokenizers` with
+ * skip_special_tokens; malformed UTF-8 was replaced by U+FFFD before
+ * encoding. Every other line decodes back to itself. */
+static int not_bytelevel_round_trip(const GoldenLine *l) {
+    if (!is_valid_utf8((const unsigned char *)l->text, l->len)) return 1;
+    for (size_t k = 0; k + 1 < l->len; k++)
+        if (l->text[k] == '<' && l->text[k + 1] == '|') return 1;
+    return 0;
+}
+
+START_TEST(test_bytelevel_golden_decode) {
+    Tokenizer t;
+    Golden g = read_bytelevel_golden(_i, &t);
+    int n_checked, first_fail = 0;
+    int n_fail = golden_decode_mismatches(&t, &g, not_bytelevel_round_trip, &n_checked, &first_fail);
+    free_golden(&g);
+    tokenizer_free(&t);
+    ck_assert_msg(n_checked > 850, "only %d lines were checked", n_checked);
+    ck_assert_msg(n_fail == 0, "%s: %d of %d golden lines do not decode back to themselves; the first is line %d",
+                  bytelevel_kinds[_i], n_fail, n_checked, first_fail);
 }
 END_TEST
 
@@ -1048,6 +1141,8 @@ static Suite *tokenizer_suite(void) {
     tcase_set_timeout(tc, 120); /* generous for slow machines and sanitizers */
     tcase_add_test(tc, test_golden_ids);
     tcase_add_test(tc, test_golden_decode);
+    tcase_add_loop_test(tc, test_bytelevel_golden_ids, 0, N_BYTELEVEL);
+    tcase_add_loop_test(tc, test_bytelevel_golden_decode, 0, N_BYTELEVEL);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");

@@ -24,7 +24,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-GENERATORS = ["gen_tokenizer.py", "gen_sampler.py", "gen_forward.py", "gen_forward_q8.py", "gen_train.py",
+GENERATORS = ["gen_tokenizer.py", "gen_tokenizer_bytelevel.py", "gen_sampler.py", "gen_forward.py",
+              "gen_forward_q8.py", "gen_train.py",
               "gen_exercise_qkv_bias.py", "gen_exercise_geglu.py", "gen_exercise_int4.py"]
 LOGITS_TOLERANCE = 1e-6
 # train/*.grads and *.adamw (gen_train.py): int32 n, int32 ints[n], then float32
