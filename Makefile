@@ -101,7 +101,7 @@ test-%: $(PROGRAMS) $(OUT)/tests/test_%
 # in a handout says which exercises). `make test-exercises` (CI) proves
 # that each check fails on a handout and passes with the solution, and that a
 # handout with every solution grades 100%.
-KIT_SUITES = kit_run kit_train kit_tokenizer qkv-bias geglu int4
+KIT_SUITES = kit_run kit_train kit_tokenizer qkv-bias geglu int4 extend
 $(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/exercises/kit.h tests/testutil.h tests/goldens.h train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
@@ -232,6 +232,7 @@ goldens:
 	$(PYTHON) -m tests.golden.gen_exercise_geglu
 	$(PYTHON) -m tests.golden.gen_exercise_int4
 	$(PYTHON) -m tests.golden.gen_exercise_kit
+	$(PYTHON) -m tests.golden.gen_exercise_extend
 
 clean:
 	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(KIT_SUITES)) build tests/tmp

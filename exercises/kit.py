@@ -18,7 +18,8 @@ grades those.
 
 solve puts the instructor's solutions into a handout DIR: a re-implement
 exercise's regions get this tree's code back, an extend exercise's patch is
-applied (in kit.txt's order). A handout with every solution solved must grade
+applied (exercises/solutions/NAME.patch; all of them at once:
+extend-all.patch, as they touch the same lines). A handout with every solution solved must grade
 100% (exercises/check_kit.sh, in CI).
 
 Standard library only: an instructor's machine needs no virtualenv.
@@ -145,17 +146,32 @@ def handout(target, names):
 def solve(target, names):
     if not os.path.isdir(target):
         die("%s is not a directory" % target)
-    for name, kind, *_ in choose(names):
-        if kind == "reimplement":
-            for src, blocks in source_blocks(name).items():
-                if replace_regions(os.path.join(target, src), name, blocks) != len(blocks):
-                    die("%s: the EXERCISE %s markers are gone" % (src, name))
-        else:
-            patch = os.path.join(ROOT, "exercises", "solutions", name + ".patch")
-            r = subprocess.run(["patch", "-p1", "--quiet", "--no-backup-if-mismatch", "-d", target, "-i", patch])
-            if r.returncode != 0:
-                die("exercises/solutions/%s.patch does not apply to %s" % (name, target))
+    chosen = choose(names)
+    extends = [e[0] for e in chosen if e[1] == "extend"]
+    every_extend = [e[0] for e in read_kit() if e[1] == "extend"]
+    for name, kind, *_ in chosen:
+        if kind != "reimplement":
+            continue
+        for src, blocks in source_blocks(name).items():
+            if replace_regions(os.path.join(target, src), name, blocks) != len(blocks):
+                die("%s: the EXERCISE %s markers are gone" % (src, name))
         print("solved", name)
+    # The extend solutions touch the same lines (the header's flags, Config),
+    # so each patch applies to a handout on its own, and all of them together
+    # are one patch, extend-all.patch, made by applying them in kit.txt's order
+    # and resolving those lines by hand.
+    if len(extends) > 1 and extends == every_extend:
+        patches = [("every extend exercise", "extend-all")]
+    else:
+        patches = [(name, name) for name in extends]
+    for what, patch_name in patches:
+        patch = os.path.join(ROOT, "exercises", "solutions", patch_name + ".patch")
+        r = subprocess.run(["patch", "-p1", "--quiet", "--no-backup-if-mismatch", "-d", target, "-i", patch])
+        if r.returncode != 0:
+            die("exercises/solutions/%s.patch does not apply to %s%s" % (
+                patch_name, target, " (extend solutions other than one or all of them may overlap)"
+                if len(patches) > 1 else ""))
+        print("solved", what)
 
 
 def main(argv):

@@ -16,6 +16,8 @@
 #include <stdarg.h>
 
 #define KIT_DIR "tests/golden/exercises/kit/"
+/* logits against transformers: float32 against float32, other summation orders */
+#define KIT_LOGIT_TOLERANCE 1e-4
 
 /* ---- units.txt: one named array a line, "name count v0 v1 ..." ---------- */
 
@@ -142,7 +144,7 @@ static inline const char *kit_nan_hint(float got) {
 /* Fail with a message assembled like printf (Check's own message is one
  * line; the grader prints it under the check). */
 static inline void kit_fail(const char *fmt, ...) {
-    char buf[1024];
+    char buf[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -166,6 +168,65 @@ static inline void kit_expect_loads(const char *model_path, const char *step) {
     free_proc(&p);
 }
 
+/* ---- a model's logits against a golden, on one path, saying where --------
+ * The fast path takes the whole sequence as chunks of CHUNK positions and,
+ * with `one_at_a_time`, again one position per forward_chunk() call (as
+ * ./run generates). Fails naming the first wrong position and logit and
+ * every wrong position; `hint` says what that pattern usually means. */
+static inline void kit_logits_check(int path, int one_at_a_time, const char *model, const char *golden,
+                                    const char *hint) {
+    one_thread();
+    Logits g = read_logits(golden);
+    Transformer t;
+    build_transformer(&t, model);
+    if (path == PATH_FAST) malloc_fast_state(&t);
+    else malloc_run_state(&t);
+    int wrong[256] = {0}, first_pos = -1, first_id = -1, n = g.n_positions;
+    float want_first = 0, got_first = 0;
+    ck_assert_int_le(n, 256);
+    for (int pass = 0; pass < (path == PATH_FAST && one_at_a_time ? 2 : 1); pass++) {
+        const float *chunk = NULL;
+        for (int pos = 0; pos < n; pos++) {
+            const float *logits;
+            if (path == PATH_REFERENCE) logits = forward(&t, g.ids[pos], pos);
+            else if (pass == 1) logits = forward_chunk(&t, g.ids + pos, 1, pos, LOGITS_LAST);
+            else {
+                if (pos % CHUNK == 0) chunk = forward_chunk(&t, g.ids + pos, n - pos < CHUNK ? n - pos : CHUNK, pos,
+                                                            LOGITS_ALL);
+                logits = chunk + (size_t)(pos % CHUNK) * g.vocab_size;
+            }
+            for (int i = 0; i < g.vocab_size; i++) {
+                float want = g.logits[(size_t)pos * g.vocab_size + i];
+                if (kit_close(logits[i], want, KIT_LOGIT_TOLERANCE, 0)) continue;
+                if (first_pos < 0 || (pos < first_pos && !wrong[pos])) {
+                    first_pos = pos; first_id = i; want_first = want; got_first = logits[i];
+                }
+                wrong[pos] = 1;
+            }
+        }
+    }
+    free_transformer(&t);
+    free(g.raw);
+    if (first_pos < 0) {
+        printf("%s: %s path, %d positions match %s within %g\n", model, path_name(path), n, golden,
+               KIT_LOGIT_TOLERANCE);
+        return;
+    }
+    char positions[256] = "", got[64];
+    size_t used = 0;
+    for (int p = 0; p < n && used + 12 < sizeof positions; p++) {
+        if (!wrong[p] || (p > 0 && wrong[p - 1])) continue;
+        int q = p;
+        while (q + 1 < n && wrong[q + 1]) q++;
+        used += (size_t)snprintf(positions + used, sizeof positions - used, "%s%d", used ? "," : "", p);
+        if (q > p) used += (size_t)snprintf(positions + used, sizeof positions - used, "-%d", q);
+    }
+    kit_fail("%s, %s path%s: first wrong at position %d, logit %d: expected %.6g, got %s; positions wrong: %s "
+             "(of 0-%d). %s", model, path_name(path),
+             path == PATH_FAST ? (one_at_a_time ? " (a chunk of all, then one position at a time)" : "") : "",
+             first_pos, first_id, (double)want_first, kit_got(got_first, got, sizeof got), positions, n - 1, hint);
+}
+
 /* ---- the model, block by block ------------------------------------------
  * tests/golden/exercises/kit/gqa-untied.L<n>.logits are transformers' logits
  * of tests/golden/forward/gqa-untied.lamp cut to its first n blocks (n =
@@ -176,7 +237,6 @@ static inline void kit_expect_loads(const char *model_path, const char *step) {
 
 #define KIT_MODEL "tests/golden/forward/gqa-untied.lamp"
 #define KIT_MODEL_LAYERS 3
-#define KIT_LOGIT_TOLERANCE 1e-4
 
 typedef struct {
     int layers;          /* the smallest n whose logits are off; -1 if none */

@@ -93,7 +93,7 @@ START_TEST(test_run_c_prefill_matches_token_by_token) {
     Logits g = read_logits(GOLDEN_DIR "geglu.logits");
     Transformer t;
     build_transformer(&t, MODEL);
-    malloc_run_state(&t);
+    malloc_fast_state(&t);
     float a, b;
     prefill_errors(&t, g.ids, g.n_positions, &a, &b);
     printf("run.c chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, ...)\n", a, CHUNK, b);

@@ -134,14 +134,14 @@ static const char *with_flags(const char *src, const char *name, uint32_t set) {
 /* A Llama file with flags bit 1 turned on promises three bias tensors it
  * does not hold: the size check must say the file is truncated (reading
  * past the end of the mapping would crash instead). Bit 2 means nothing
- * yet: it must still be refused as unknown. And ./run generates from a
+ * (bit 2 is the GeGLU exercise's): it must still be refused as unknown. And ./run generates from a
  * model with biases. */
 START_TEST(test_run_program) {
     const char *run = program("run");
     const char *missing = with_flags("tests/golden/forward/gqa-untied.lamp", "no-biases-inside", 2u);
     expect_error(ARGS((char *)run, (char *)missing, "-n", "4"), "truncated");
-    const char *unknown = with_flags(DIR "qwen2-gqa.lamp", "flag-bit-2", 4u);
-    expect_error(ARGS((char *)run, (char *)unknown, "-n", "4"), "unknown flags 0x6");
+    const char *unknown = with_flags(DIR "qwen2-gqa.lamp", "flag-bit-4", 16u);
+    expect_error(ARGS((char *)run, (char *)unknown, "-n", "4"), "unknown flags 0x12");
     unlink(missing);
     unlink(unknown);
 
