@@ -108,7 +108,7 @@ $(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/exercises/kit.h te
 .PRECIOUS: $(OUT)/tests/exercises/test_%
 .PHONY: grade handout solve list-exercises
 grade:
-	exercises/grade.sh
+	EXERCISES="$(EXERCISES)" exercises/grade.sh
 handout:
 	@test -n "$(DIR)" || { echo "make handout DIR=path [EXERCISES='name ...']"; exit 2; }
 	python3 exercises/kit.py handout $(DIR) $(EXERCISES)

@@ -2,8 +2,9 @@
 # grade.sh — `make grade`: build and run the checks of the course kit's
 # exercises (docs/exercises.md) in this tree, and score them.
 #
-# The exercises graded are those of exercises/handout.txt (written by `make
-# handout`), or every exercise of exercises/kit.txt. Each exercise's checks
+# The exercises graded are those of $EXERCISES (make grade EXERCISES="a b"),
+# else those of exercises/handout.txt (written by `make handout`), else every
+# exercise of exercises/kit.txt. Each exercise's checks
 # are Check tests of tests/exercises/test_SUITE.c, each worth the points
 # kit.txt gives it: a check that passes earns them, one that fails (or does
 # not compile, or crashes, or runs out of time) earns 0 and says why.
@@ -20,7 +21,9 @@ logs=build/grade
 mkdir -p "$logs"
 rm -f "$logs"/*.log
 
-if [ -f exercises/handout.txt ]; then
+if [ -n "${EXERCISES:-}" ]; then          # make grade EXERCISES="rmsnorm rope": only those
+  chosen=$EXERCISES
+elif [ -f exercises/handout.txt ]; then
   chosen=$(grep -v '^#' exercises/handout.txt)
 else
   chosen=$(awk '$1 == "exercise" { print $2 }' "$kit")

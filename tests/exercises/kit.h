@@ -315,8 +315,8 @@ static inline void kit_model_check(int path, const char *exercise_hint) {
     size_t used = 0;
     for (int p = 0; p < r.n_positions && used + 8 < sizeof positions; p++)
         if (r.wrong[p]) used += (size_t)snprintf(positions + used, sizeof positions - used, "%s%d", used ? "," : "", p);
-    char right[64] = "none is right";
-    if (r.layers > 0) snprintf(right, sizeof right, "cut to %d right", r.layers - 1);
+    char right[64] = "even with no block it is wrong";
+    if (r.layers > 0) snprintf(right, sizeof right, "with %d it is right", r.layers - 1);
     kit_fail("%s path, %s: cut to its first %d block(s) (%s), first wrong at position %d, logit %d: expected "
              "%.6g, got %s; positions wrong: %s. Pattern: %s. %s", path_name(path), KIT_MODEL, r.layers, right,
              r.first_pos, r.first_id, (double)r.want, kit_got(r.got, got, sizeof got), positions,

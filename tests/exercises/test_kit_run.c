@@ -194,8 +194,10 @@ START_TEST(test_attention_one_head_vs_pytorch) {
 END_TEST
 
 START_TEST(test_attention_in_the_model) {
-    kit_model_check(PATH_REFERENCE, "The model has 6 query heads on 2 kv heads: query head h reads kv head "
-                    "h / (n_heads / n_kv_heads), its cache at positions 0 .. pos.");
+    kit_model_check(PATH_REFERENCE, "If test_attention_one_head_vs_pytorch passes and this fails already at "
+                    "position 0, look at the loop over the heads in forward(): the model has 6 query heads on 2 "
+                    "kv heads, and query head h reads kv head h / (n_heads / n_kv_heads) (heads 0-2 kv head 0, "
+                    "3-5 kv head 1), its cache at positions 0 .. pos, writing its output at s->xb + h * head_dim.");
 }
 END_TEST
 
