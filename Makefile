@@ -8,9 +8,10 @@
 #   make clean      remove what the build made
 #   make NO_OMP=1   the same, without OpenMP (one thread; SIMD pragmas kept)
 #   make CC=clang   any C11 compiler with OpenMP works
-#   make exercise-NAME   check a student's solution of a project exercise
-#   make test-exercises  each exercise check fails here, passes with its
-#                   reference solution (docs/exercises.md)
+#   make grade      score the course kit's exercises in this tree (docs/exercises.md)
+#   make handout DIR=path   a student's copy with the exercises' code removed
+#   make test-exercises  each exercise's checks fail on a handout and pass
+#                   with its solution; all solved grades 100% (CI)
 #   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
 #                   bounds (docs/performance.md; needs the virtualenv below)
 #   make fuzz       each libFuzzer target (clang, ASan + UBSan) for FUZZ_SECONDS
@@ -95,20 +96,32 @@ test: $(PROGRAMS) $(TESTS)
 test-%: $(PROGRAMS) $(OUT)/tests/test_%
 	LAMP_BIN=$(OUT) ./$(OUT)/tests/test_$*
 
-# ---- Exercises (docs/exercises.md) ----
-# `make exercise-int4` etc. check a student's solution against goldens. They
-# fail on this tree by design (the feature is the student's to add), so they
-# are not part of `make test`; `make test-exercises` proves each one fails
-# here and passes with the reference solution in exercises/solutions/.
-EXERCISES = int4 qkv-bias geglu
-$(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/testutil.h tests/goldens.h train.c run.c $(COMMON)
+# ---- The course kit (docs/exercises.md) ----
+# exercises/kit.txt lists the exercises and their checks (Check suites in
+# tests/exercises/). `make handout DIR=path` writes a student's copy (all
+# exercises, or EXERCISES="rmsnorm rope"); `make solve DIR=path` puts the
+# solutions back into one; `make grade` scores this tree (exercises/handout.txt
+# in a handout says which exercises). `make test-exercises` (CI) proves
+# that each check fails on a handout and passes with the solution, and that a
+# handout with every solution grades 100%.
+KIT_SUITES = kit_run kit_train kit_tokenizer qkv-bias geglu int4 extend
+$(OUT)/tests/exercises/test_%: tests/exercises/test_%.c tests/exercises/kit.h tests/testutil.h tests/goldens.h train.c run.c $(COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 .PRECIOUS: $(OUT)/tests/exercises/test_%
-exercise-%: $(PROGRAMS) $(OUT)/tests/exercises/test_%
-	LAMP_BIN=$(OUT) ./$(OUT)/tests/exercises/test_$*
+.PHONY: grade handout solve list-exercises
+grade:
+	EXERCISES="$(EXERCISES)" exercises/grade.sh
+handout:
+	@test -n "$(DIR)" || { echo "make handout DIR=path [EXERCISES='name ...']"; exit 2; }
+	python3 exercises/kit.py handout $(DIR) $(EXERCISES)
+solve:
+	@test -n "$(DIR)" || { echo "make solve DIR=path [EXERCISES='name ...']"; exit 2; }
+	python3 exercises/kit.py solve $(DIR) $(EXERCISES)
+list-exercises:
+	@python3 exercises/kit.py list
 test-exercises:
-	tests/exercises/check_solutions.sh $(EXERCISES)
+	exercises/check_kit.sh $(EXERCISES)
 
 debug:
 	$(MAKE) --no-print-directory OUT=build/debug CFLAGS="-O0 -g" all $(addprefix build/debug/tests/test_,$(TEST_NAMES))
@@ -254,6 +267,8 @@ goldens:
 	$(PYTHON) -m tests.golden.gen_exercise_qkv_bias
 	$(PYTHON) -m tests.golden.gen_exercise_geglu
 	$(PYTHON) -m tests.golden.gen_exercise_int4
+	$(PYTHON) -m tests.golden.gen_exercise_kit
+	$(PYTHON) -m tests.golden.gen_exercise_extend
 
 clean:
-	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(EXERCISES)) build tests/tmp
+	rm -rf run tokenizer train $(addprefix tests/test_,$(TEST_NAMES)) $(addprefix tests/exercises/test_,$(KIT_SUITES)) build tests/tmp

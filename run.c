@@ -204,11 +204,13 @@ void free_run_state(RunState *s) {
 /* RMSNorm: out = weight * x / sqrt(mean(x^2) + eps).
  * Unlike LayerNorm it does not subtract the mean; it only rescales. */
 void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    /* EXERCISE rmsnorm BEGIN */
     float ss = 0.0f;
     #pragma omp simd reduction(+:ss)
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     float scale = 1.0f / sqrtf(ss / (float)n + eps);
     for (int i = 0; i < n; i++) out[i] = weight[i] * (scale * x[i]);
+    /* EXERCISE rmsnorm END */
 }
 
 /* One output of a matmul: the dot product of a row of W with x.
@@ -294,12 +296,14 @@ void embed(float *out, const Weights *w, int token, int dim) {
  * sines of one position. (The float expressions are the ones llama2.c
  * evaluates, so llama2.c checkpoints give bit-identical results.) */
 void rope_angles(float *cos_row, float *sin_row, int pos, int head_dim, float theta) {
+    /* EXERCISE rope BEGIN */
     for (int i = 0; i < head_dim / 2; i++) {
         float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
         float angle = (float)pos * freq;
         cos_row[i] = cosf(angle);
         sin_row[i] = sinf(angle);
     }
+    /* EXERCISE rope END */
 }
 
 /* Rotate each pair (v[2i], v[2i+1]) of every head by its angle:
@@ -308,6 +312,7 @@ void rope_angles(float *cos_row, float *sin_row, int pos, int head_dim, float th
  * After this, the dot product of a query at position m with a key at
  * position n depends only on m - n: attention sees relative positions. */
 void rope(float *vec, int n_heads, int head_dim, const float *cos_row, const float *sin_row) {
+    /* EXERCISE rope BEGIN */
     for (int h = 0; h < n_heads; h++) {
         float *v = vec + (size_t)h * head_dim;
         for (int i = 0; i < head_dim / 2; i++) {
@@ -316,6 +321,7 @@ void rope(float *vec, int n_heads, int head_dim, const float *cos_row, const flo
             v[2 * i + 1] = v0 * sin_row[i] + v1 * cos_row[i];
         }
     }
+    /* EXERCISE rope END */
 }
 
 /* softmax in place: x_i = exp(x_i - max) / sum_j exp(x_j - max).
@@ -323,6 +329,7 @@ void rope(float *vec, int n_heads, int head_dim, const float *cos_row, const flo
  * numerator and denominator) and keeps exp() from overflowing: the largest
  * term becomes exp(0) = 1. */
 void softmax(float *x, int n) {
+    /* EXERCISE softmax BEGIN */
     float max = x[0];
     for (int i = 1; i < n; i++) if (x[i] > max) max = x[i];
     float sum = 0.0f;
@@ -331,6 +338,7 @@ void softmax(float *x, int n) {
         sum += x[i];
     }
     for (int i = 0; i < n; i++) x[i] /= sum;
+    /* EXERCISE softmax END */
 }
 
 /* Attention of one query head over the positions 0 .. n_pos - 1 of its kv
@@ -344,6 +352,7 @@ void softmax(float *x, int n) {
  * same whatever the head width, so the softmax does not saturate. */
 void attention(float *out, const float *q, const float *keys, const float *values, float *att, int n_pos,
                int head_dim) {
+    /* EXERCISE attention BEGIN */
     float scale = 1.0f / sqrtf((float)head_dim);
     for (int t = 0; t < n_pos; t++) {                      /* 1. scores */
         const float *k = keys + (size_t)t * head_dim;
@@ -357,17 +366,20 @@ void attention(float *out, const float *q, const float *keys, const float *value
         const float *v = values + (size_t)t * head_dim;
         for (int d = 0; d < head_dim; d++) out[d] += att[t] * v[d];
     }
+    /* EXERCISE attention END */
 }
 
 /* SwiGLU: h = silu(gate) * up, with silu(x) = x * sigmoid(x) = x / (1 + e^-x).
  * The gate decides, per hidden unit, how much of `up` passes through. A
  * long vector (a chunk's worth, Part II) is split over the cores. */
 void swiglu(float *gate, const float *up, int n) {
+    /* EXERCISE swiglu BEGIN */
     #pragma omp parallel for schedule(static) if (n >= 32768)
     for (int i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = g / (1.0f + expf(-g)) * up[i];
     }
+    /* EXERCISE swiglu END */
 }
 
 /* ===========================================================================
@@ -420,6 +432,7 @@ float *forward(Transformer *t, int token, int pos) {
         linear(s->v, s->xb, layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim), dim, kv_dim, s);
         rope(s->q, c->n_heads, head_dim, s->rope_cos, s->rope_sin);
         rope(s->k, c->n_kv_heads, head_dim, s->rope_cos, s->rope_sin);
+        /* EXERCISE kv-cache BEGIN */
         /* this position's key and value join the cache: layer l, kv head g,
          * position pos */
         for (int g = 0; g < c->n_kv_heads; g++) {
@@ -427,12 +440,15 @@ float *forward(Transformer *t, int token, int pos) {
             memcpy(s->key_cache + at, s->k + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
             memcpy(s->value_cache + at, s->v + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
         }
+        /* EXERCISE kv-cache END */
+        /* EXERCISE attention BEGIN */
         /* each query head h reads kv head h / kv_mul, positions 0 .. pos */
         for (int h = 0; h < c->n_heads; h++) {
             size_t head = (l * c->n_kv_heads + h / kv_mul) * c->seq_len * head_dim;
             attention(s->xb + (size_t)h * head_dim, s->q + (size_t)h * head_dim, s->key_cache + head,
                       s->value_cache + head, s->att + (size_t)h * c->seq_len, pos + 1, head_dim);
         }
+        /* EXERCISE attention END */
         linear(s->xb2, s->xb, layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim), q_dim, dim, s);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];   /* residual */
 
@@ -556,12 +572,14 @@ int sample_sorted_prefix(const ProbIndex *cand, int n, float mass, float coin) {
  * distribution flatter than the cutoff (a huge temperature with a small p)
  * every token is below it, and there must still be one to draw. */
 int sample_topp(const float *p, int n, float topp, ProbIndex *cand, float coin) {
+    /* EXERCISE topp BEGIN */
     int n0 = 0, best = sample_argmax(p, n);
     const float cutoff = (1.0f - topp) / (float)(n - 1);
     for (int i = 0; i < n; i++)
         if (p[i] >= cutoff || i == best) cand[n0++] = (ProbIndex){p[i], i};
     qsort(cand, (size_t)n0, sizeof(ProbIndex), compare_prob_desc);
     return sample_sorted_prefix(cand, n0, topp, coin);
+    /* EXERCISE topp END */
 }
 
 /* Top-k: keep the k most probable tokens, then (if top-p is on) the top-p

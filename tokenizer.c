@@ -1524,6 +1524,7 @@ static void resegment_word(Trainer *tr, int w) {
         change_count(tr, pair[i], -word->count);
         tr->strings[pair[i]].mark = old_pairs;
     }
+    /* EXERCISE bpe-train BEGIN */
     for (;;) {
         int best = -1;
         for (int i = 0; i + 1 < n; i++) {
@@ -1538,6 +1539,7 @@ static void resegment_word(Trainer *tr, int w) {
         if (best > 0) pair[best - 1] = pair_string(tr, symbol[best - 1], symbol[best], 1);
         if (best + 1 < n) pair[best] = pair_string(tr, symbol[best], symbol[best + 1], 1);
     }
+    /* EXERCISE bpe-train END */
     word->n_symbols = n;
     count_pairs_in(tr, w, old_pairs);
 }

@@ -625,6 +625,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, si
  * order, so the sum is deterministic. */
 void rmsnorm_backward(float *d_x, float *d_w, const float *d_out, const float *x, const float *w,
                              const float *rstd, size_t N, int dim) {
+    /* EXERCISE rmsnorm-backward BEGIN */
     #pragma omp parallel for schedule(static) if (N * dim >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         const float *xn = x + n * dim, *dy = d_out + n * dim;
@@ -645,6 +646,7 @@ void rmsnorm_backward(float *d_x, float *d_w, const float *d_out, const float *x
             for (int i = lo; i < hi; i++) d_w[i] += dy[i] * rstd[n] * xn[i];
         }
     }
+    /* EXERCISE rmsnorm-backward END */
 }
 
 /* --- RoPE: rotate each pair (v[2i], v[2i+1]) of every head by the angle
@@ -769,6 +771,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
  * the heads are added in a fixed order. d_q, d_k, d_v are overwritten. */
 void attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *att,
                                const float *q, const float *k, const float *v, AttShape s) {
+    /* EXERCISE attention-backward BEGIN */
     int T = s.T, hd = s.head_dim, kv_mul = s.n_heads / s.n_kv_heads;
     size_t q_dim = (size_t)s.n_heads * hd, kv_dim = (size_t)s.n_kv_heads * hd, per_thread = att_scratch_floats(s);
     float scale = 1.0f / sqrtf((float)hd), *scratch = attention_scratch(s);
@@ -814,6 +817,7 @@ void attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out, 
             }
         }
     }
+    /* EXERCISE attention-backward END */
 }
 
 /* attention_backward as plain loops, one query row t at a time (as llm.c's
@@ -892,6 +896,7 @@ void swiglu_backward(float *d_h1, float *d_h3, const float *h1, const float *h3,
  * computed as log Σ_i e^(x_i - max) + max - x_target, which cannot overflow.
  * The logits are replaced by the probabilities, which the backward needs. */
 void crossentropy_forward(float *losses, float *logits, const int *targets, size_t N, int V) {
+    /* EXERCISE crossentropy BEGIN */
     #pragma omp parallel for schedule(static) if (N * V >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         float *x = logits + n * (size_t)V;
@@ -908,6 +913,7 @@ void crossentropy_forward(float *losses, float *logits, const int *targets, size
         #pragma omp simd
         for (int i = 0; i < V; i++) x[i] *= inv;
     }
+    /* EXERCISE crossentropy END */
 }
 
 /* The mean loss over N positions, each divided by `scale`'s denominator:
@@ -916,6 +922,7 @@ void crossentropy_forward(float *losses, float *logits, const int *targets, size
  * 1 / (positions in the optimizer step), so the step's gradient is that of
  * the mean loss. The probabilities become the gradient, in place. */
 void crossentropy_backward(float *probs, const int *targets, size_t N, int V, float scale) {
+    /* EXERCISE crossentropy BEGIN */
     #pragma omp parallel for schedule(static) if (N * V >= PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         float *p = probs + n * (size_t)V;
@@ -923,6 +930,7 @@ void crossentropy_backward(float *probs, const int *targets, size_t N, int V, fl
         #pragma omp simd
         for (int i = 0; i < V; i++) p[i] *= scale;
     }
+    /* EXERCISE crossentropy END */
 }
 
 /* ===========================================================================
@@ -1141,6 +1149,7 @@ double grad_norm(const Model *m) {
  * classifier included), not to the RMSNorm gains: decaying a gain pulls it
  * towards 0, which shrinks the signal rather than regularizing. */
 void adamw_update(Model *m, const Hyper *h, float lr, int t) {
+    /* EXERCISE adamw BEGIN */
     float beta1 = h->beta1, beta2 = h->beta2, eps = h->adam_eps;
     float step_size = (float)(lr / (1.0 - pow(h->beta1, t)));
     float bc2_sqrt = (float)sqrt(1.0 - pow(h->beta2, t));
@@ -1157,6 +1166,7 @@ void adamw_update(Model *m, const Hyper *h, float lr, int t) {
             p[j] = pj - step_size * (mm[j] / (sqrtf(vv[j]) / bc2_sqrt + eps));
         }
     }
+    /* EXERCISE adamw END */
 }
 
 /* ===========================================================================

@@ -135,10 +135,12 @@ static inline int files_equal(const char *a, const char *b) {
 
 /* Run a suite with Check (each test in its own process, so a crash is a
  * failure, not the end of the run), print its report, and turn the result
- * into the exit status: non-zero if any test failed. */
+ * into the exit status: non-zero if any test failed. The report is Check's
+ * normal one unless CK_VERBOSITY says otherwise (`make grade` sets
+ * "verbose": a line for every test, passed or not). */
 static inline int run_suite(Suite *s) {
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
+    srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

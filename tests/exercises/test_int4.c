@@ -1,5 +1,5 @@
 /* test_int4.c — the check of the int4 (Q4_0) exercise (docs/exercises.md):
- * `make exercise-int4`.
+ * `make grade`.
  *
  * The exercise adds lamp weight type 2: the nine matrices as 4-bit values
  * in groups of group_size (a multiple of 32), one float32 scale per group,
@@ -22,8 +22,10 @@
 #include "run.c"
 #include "tests/testutil.h"
 #include "tests/goldens.h"
+#include "tests/exercises/kit.h"
 
 #define GOLDEN "tests/golden/exercises/int4/"
+#define LOAD_STEP "Steps 1 and 2: read_header() must accept weight type 2, the loader place its blocks"
 #define GQA GOLDEN "q4-gqa.lamp"            /* groups of 32, own classifier, seq_len 128 */
 #define MQA GOLDEN "q4-mqa-tied.lamp"       /* groups of 64, classifier = the int4 embedding */
 
@@ -86,6 +88,7 @@ static void check_logits(const char *model_path, const char *golden_path) {
 #define INT4_TEST(name, model, golden)                    \
     START_TEST(name) {                                    \
         one_thread();                                     \
+        kit_expect_loads(GOLDEN model, LOAD_STEP);        \
         check_logits(GOLDEN model, GOLDEN golden);        \
     }                                                     \
     END_TEST
@@ -102,6 +105,7 @@ START_TEST(test_prefill_matches_token_by_token) {
     one_thread();
     const char *models[] = {GQA /* seq_len 128: one full CHUNK */, MQA};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        kit_expect_loads(models[m], LOAD_STEP);
         float a, b;
         prefill_errors_of_file(models[m], &a, &b);
         printf("%-40s chunked vs one at a time: max |delta| %.3g (chunks of %d), %.3g (1, 3, 4, 7, ...)\n",
@@ -117,6 +121,8 @@ END_TEST
  * whatever the thread count: 1 and 2 threads give the same bits, one token
  * at a time and for a chunk. */
 START_TEST(test_threads_bit_identical) {
+    kit_expect_loads(GQA, LOAD_STEP);
+    kit_expect_loads(MQA, LOAD_STEP);
 #ifdef _OPENMP
     check_threads_bit_identical(GQA);
     check_threads_bit_identical(MQA);

@@ -1,0 +1,2 @@
+        /* Exercise "kv-cache" (docs/exercises.md): this position's key and
+         * value of every kv head join the cache. */
