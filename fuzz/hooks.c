@@ -156,12 +156,20 @@ int fuzz_run(void (*body)(const uint8_t *data, size_t size), const uint8_t *data
     return failed;
 }
 
+static char scratch_paths[4][64];
+
+static void remove_scratch_files(void) {
+    for (int i = 0; i < 4; i++)
+        if (scratch_paths[i][0]) unlink(scratch_paths[i]);
+}
+
 const char *fuzz_scratch_file(int which, const uint8_t *data, size_t size) {
-    static char paths[4][64];
-    char *path = paths[which & 3];
+    char *path = scratch_paths[which & 3];
     if (!path[0]) {
         const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        snprintf(path, sizeof paths[0], "%s/lamp-fuzz-%d-%d", dir, (int)getpid(), which & 3);
+        snprintf(path, sizeof scratch_paths[0], "%s/lamp-fuzz-%d-%d", dir, (int)getpid(), which & 3);
+        static int registered = 0;
+        if (!registered) registered = atexit(remove_scratch_files) == 0;
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) { perror(path); abort(); }
