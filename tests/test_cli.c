@@ -19,6 +19,7 @@
 #define GOOD_V0 L2C "gqa-shared.bin"
 #define IDTOK L2C "idtok512.bin"
 #define Q8_LAMP "tests/golden/forward_q8/q8-llama2c.lamp"   /* int8, groups of 32, seq_len 64, vocab 512 */
+#define BYTELEVEL_LAMP "tests/golden/tokenizer_bytelevel/smollm.lamp" /* version 2: byte-level tokenizer */
 #define Q8_V2 "tests/golden/forward_q8/q8-llama2c.v2.bin"   /* the same, llama2.c version 2 */
 
 /* argv helpers: up to 16 arguments, NULL-terminated, program first. */
@@ -185,6 +186,23 @@ START_TEST(test_bad_tokenizer) {
     expect_error(NULL, ARGS((char *)run, GOOD_V0, "-z", (char *)make_variant(IDTOK, "tok-cut", 3000, 0, NULL, 0)), "tokenizer");
     expect_error(NULL, ARGS((char *)run, GOOD_V0, "-z", "tests/no-such-tokenizer.bin"), "cannot be read");
     expect_error(NULL, ARGS((char *)run, GOOD_LAMP, "-z", "tests/data/llama2/tokenizer.bin"), "does not belong");
+}
+END_TEST
+
+/* What a version 2 lamp file names that this build does not know: a chat
+ * template (header byte 80) or a tokenizer kind (bits 8..15 of the tokenizer
+ * flags, 8 bytes into the tokenizer section, which starts at byte 256); and
+ * a chat template on the command line that lamp does not have. */
+START_TEST(test_unknown_kinds) {
+    char *run = (char *)program("run"), *tok = (char *)program("tokenizer");
+    const char *chat = patched_i32(BYTELEVEL_LAMP, "chat9", 80, 9);
+    expect_error(NULL, ARGS(run, (char *)chat, "-m", "chat", "-i", "hi"), "unknown chat template 9");
+    expect_error(NULL, ARGS(run, (char *)chat, "-i", "hi"), "unknown chat template 9");
+    const char *kind = patched_i32(BYTELEVEL_LAMP, "kind9", 256 + 8, 9 << 8);
+    expect_error(NULL, ARGS(run, (char *)kind, "-i", "hi"), "unknown tokenizer kind 9");
+    expect_error("hi\n", ARGS(tok, "encode", "-z", (char *)kind), "unknown tokenizer kind 9");
+    expect_error("1 2\n", ARGS(tok, "decode", "-z", (char *)kind), "unknown tokenizer kind 9");
+    expect_error("hi\n", ARGS(run, GOOD_LAMP, "-m", "chat", "--chat-template", "vicuna"), "unknown chat template 'vicuna'");
 }
 END_TEST
 
@@ -358,6 +376,7 @@ int main(void) {
     tcase_add_test(bad, test_bad_model_files);
     tcase_add_test(bad, test_bad_int8_files);
     tcase_add_test(bad, test_bad_tokenizer);
+    tcase_add_test(bad, test_unknown_kinds);
     tcase_add_test(bad, test_prompt_longer_than_context);
     tcase_add_test(bad, test_bad_flags);
     tcase_add_test(bad, test_tokenizer_cli_errors);
