@@ -2543,6 +2543,8 @@ int compare_traces(const char *path_a, const char *path_b, double tolerance, FIL
             fprintf(out, "first op beyond %g: %s, layer %d, position %d: max |A - B| = %.3g (record scale %.3g) at "
                     "element %d: A %.7g, B %.7g\n", tolerance, x->op, x->layer, x->pos, err, scale, at,
                     (double)x->values[at], (double)y->values[at]);
+            if (x->op_index == 0)
+                fprintf(out, "  (embed is the first op: were the two traces given the same tokens?)\n");
             fprintf(out, "  the %d records before it agree within %.3g\n", common - 1, worst);
             failed = 1;
         } else if (err / scale >= worst) {
