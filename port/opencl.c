@@ -282,7 +282,7 @@ void opencl_load(Transformer *t) {
     }
     /* the cache starts as zeros, as the CPU's calloc'd one */
     size_t cache = L * seq * kv_dim * sizeof(float);
-    float *zeros = xcalloc(cache / sizeof(float) > CHUNK * vocab ? cache / sizeof(float) : CHUNK * vocab, sizeof(float));
+    float *zeros = xcalloc(cache, 1);
     m->key_cache = opencl_buffer(cache, zeros);
     m->value_cache = opencl_buffer(cache, zeros);
     free(zeros);
