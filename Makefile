@@ -188,7 +188,7 @@ cuda:
 	@mkdir -p build/cuda/tests
 	nvcc -O2 -c port/cuda_kernels.cu -o build/cuda/cuda_kernels.o
 	$(MAKE) --no-print-directory OUT=build/cuda CFLAGS="-O2 $(ARCH) $(CUDA_FLAGS)" LDLIBS="$(CUDA_LIBS)" \
-	  build/cuda/run $(addprefix build/cuda/tests/test_,$(OPENCL_TESTS))
+	  build/cuda/run build/cuda/tokenizer build/cuda/train $(addprefix build/cuda/tests/test_,$(OPENCL_TESTS))
 cuda-test: cuda
 	@failed=0; for t in $(OPENCL_TESTS); do \
 	  echo "== build/cuda/tests/test_$$t"; LAMP_BIN=build/cuda ./build/cuda/tests/test_$$t || failed=1; \
