@@ -47,10 +47,11 @@ LDLIBS = -lm
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 PYTHON ?= $(HOME)/.cache/lamp/venv/bin/python
 
-TEST_NAMES = tokenizer sampler forward cli docs train hostile
+TEST_NAMES = tokenizer sampler forward backend cli docs train hostile
 TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
+PORTS = port/opencl.c port/cuda.c   # included by run.c in the port builds
 
 .PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises fuzz fuzz-build
 all: $(PROGRAMS)
@@ -61,7 +62,7 @@ tests: $(TESTS)
 # `make run` the target is the command, and the program is built by a
 # sub-make (where the goal is `all` and "run" is the file again).
 ifeq ($(filter run,$(MAKECMDGOALS)),)
-$(OUT)/run: run.c $(COMMON)
+$(OUT)/run: run.c $(COMMON) $(PORTS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ run.c tokenizer.c $(LDLIBS)
 endif
@@ -79,7 +80,7 @@ $(OUT)/tests/test_train: train.c
 $(OUT)/tests/test_hostile: train.c tools/colliding_vocab.c
 
 # Tests include run.c (with its main() left out) to reach its internals.
-$(OUT)/tests/test_%: tests/test_%.c tests/testutil.h tests/goldens.h run.c $(COMMON)
+$(OUT)/tests/test_%: tests/test_%.c tests/testutil.h tests/goldens.h run.c $(COMMON) $(PORTS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ $< tokenizer.c $(CHECK_LIBS) $(LDLIBS)
 
@@ -214,21 +215,33 @@ bench: $(OUT)/run $(OUT)/tokenizer
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
 
 # ---- Ports (docs/porting.md) ----
-# The golden tests again, with matmul() on an OpenCL device (PoCL on a CPU).
+# The whole forward pass on an OpenCL device (port/opencl.c; PoCL runs it on
+# this CPU): run.c built with -DLAMP_OPENCL, whose default backend is then
+# "opencl": test_backend runs every golden check through it and ends by
+# saying how many did; test_cli runs build/opencl/run (llama2.c's stories byte
+# for byte, chat, eval) on it. test_forward is the CPU's own: not run here.
+OPENCL_TESTS = backend cli
 opencl:
 	$(MAKE) --no-print-directory OUT=build/opencl CFLAGS="-O2 $(ARCH) -DLAMP_OPENCL" \
-	  LDLIBS="-lOpenCL -lm" build/opencl/run build/opencl/tokenizer build/opencl/tests/test_forward build/opencl/tests/test_cli
-	LAMP_BIN=build/opencl ./build/opencl/tests/test_forward
-	LAMP_BIN=build/opencl ./build/opencl/tests/test_cli
-# The CUDA port compiles and links here (nvcc); cuda-test runs it on a GPU.
-CUDA_LIBS = -L$(dir $(shell which nvcc 2>/dev/null))../lib64 -lcudart -lstdc++
+	  LDLIBS="-lOpenCL -lm" build/opencl/run build/opencl/tokenizer build/opencl/train \
+	  $(addprefix build/opencl/tests/test_,$(OPENCL_TESTS))
+	@failed=0; for t in $(OPENCL_TESTS); do \
+	  echo "== build/opencl/tests/test_$$t"; LAMP_BIN=build/opencl ./build/opencl/tests/test_$$t || failed=1; \
+	done; exit $$failed
+# The CUDA port (port/cuda.c, port/cuda_kernels.cu) compiles and links here
+# with nvcc; `make cuda-test` runs the same suites on an NVIDIA GPU.
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell which nvcc 2>/dev/null))
+CUDA_FLAGS = -I$(CUDA_HOME)/include -DLAMP_CUDA
+CUDA_LIBS = build/cuda/cuda_kernels.o -L$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lm
 cuda:
 	@mkdir -p build/cuda/tests
-	nvcc -O2 -c port/cuda_matmul.cu -o build/cuda/cuda_matmul.o
-	$(CC) -std=c11 $(WARNINGS) -O2 $(ARCH) $(OMP) -DLAMP_CUDA -o build/cuda/run run.c tokenizer.c build/cuda/cuda_matmul.o $(CUDA_LIBS) -lm
-	$(CC) -std=c11 $(WARNINGS) -O2 $(ARCH) $(OMP) -DLAMP_CUDA -I. -o build/cuda/tests/test_forward tests/test_forward.c tokenizer.c build/cuda/cuda_matmul.o $(CHECK_LIBS) $(CUDA_LIBS) -lm
+	nvcc -O2 -c port/cuda_kernels.cu -o build/cuda/cuda_kernels.o
+	$(MAKE) --no-print-directory OUT=build/cuda CFLAGS="-O2 $(ARCH) $(CUDA_FLAGS)" LDLIBS="$(CUDA_LIBS)" \
+	  build/cuda/run build/cuda/tokenizer build/cuda/train $(addprefix build/cuda/tests/test_,$(OPENCL_TESTS))
 cuda-test: cuda
-	LAMP_BIN=build/cuda ./build/cuda/tests/test_forward
+	@failed=0; for t in $(OPENCL_TESTS); do \
+	  echo "== build/cuda/tests/test_$$t"; LAMP_BIN=build/cuda ./build/cuda/tests/test_$$t || failed=1; \
+	done; exit $$failed
 
 # ---- The embedded default model, made by lamp itself (docs/training.md) ----
 # text -> vocabulary (./tokenizer train) -> stories (tools/prepare_stories.sh)
@@ -261,6 +274,7 @@ shakespeare: $(PROGRAMS)
 goldens:
 	$(PYTHON) -m tests.golden.gen_tokenizer
 	$(PYTHON) -m tests.golden.gen_forward
+	$(PYTHON) -m tests.golden.gen_trace
 	$(PYTHON) -m tests.golden.gen_forward_q8
 	$(PYTHON) -m tests.golden.gen_sampler
 	$(PYTHON) -m tests.golden.gen_train

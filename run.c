@@ -144,12 +144,16 @@ typedef struct {
 } RunState;
 
 struct FastState;   /* Part II's run state */
+struct Backend;     /* Part II's table of ops */
 
 typedef struct {
     Config config;
     Weights weights;
     RunState state;          /* the reference path's (this part) */
-    struct FastState *fast;  /* the fast path's (Part II), or NULL: then the reference runs */
+    struct FastState *fast;  /* the fast path's (Part II), or NULL */
+    const struct Backend *backend; /* the table of ops feed_tokens() runs (Part II), or NULL: forward() runs */
+    void *device;            /* a device backend's state: its copy of the weights, activations, KV cache */
+    FILE *trace;             /* --trace: every op's output is written here (Part II), or NULL */
     Tokenizer tokenizer;     /* filled from the file for lamp models */
     int has_tokenizer;
     int chat_template;       /* CHAT_* (Part III; lamp version 2 header), CHAT_NONE otherwise */
@@ -382,6 +386,39 @@ void swiglu(float *gate, const float *up, int n) {
     /* EXERCISE swiglu END */
 }
 
+/* This position's key and value (s->k, s->v) join layer l's cache, at
+ * position pos of every kv head g. */
+void store_kv(Transformer *t, size_t l, int pos) {
+    const Config *c = &t->config;
+    RunState *s = &t->state;
+    size_t head_dim = (size_t)c->head_dim;
+    /* EXERCISE kv-cache BEGIN */
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        size_t at = ((l * c->n_kv_heads + g) * c->seq_len + pos) * head_dim;
+        memcpy(s->key_cache + at, s->k + g * head_dim, head_dim * sizeof(float));
+        memcpy(s->value_cache + at, s->v + g * head_dim, head_dim * sizeof(float));
+    }
+    /* EXERCISE kv-cache END */
+}
+
+/* Attention in layer l for the query at position pos: each query head h
+ * reads kv head h / kv_mul (grouped-query attention: kv_mul query heads
+ * share one kv head), positions 0 .. pos. The heads' outputs, side by side,
+ * go to s->xb (q_dim). */
+void attend_heads(Transformer *t, size_t l, int pos) {
+    const Config *c = &t->config;
+    RunState *s = &t->state;
+    size_t head_dim = (size_t)c->head_dim;
+    int kv_mul = c->n_heads / c->n_kv_heads;
+    /* EXERCISE attention BEGIN */
+    for (int h = 0; h < c->n_heads; h++) {
+        size_t head = (l * c->n_kv_heads + h / kv_mul) * c->seq_len * head_dim;
+        attention(s->xb + h * head_dim, s->q + h * head_dim, s->key_cache + head, s->value_cache + head,
+                  s->att + (size_t)h * c->seq_len, pos + 1, (int)head_dim);
+    }
+    /* EXERCISE attention END */
+}
+
 /* ===========================================================================
  * 4. The forward pass: one token in, the logits of the next one out
  * =========================================================================*/
@@ -416,7 +453,6 @@ float *forward(Transformer *t, int token, int pos) {
     RunState *s = &t->state;
     int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
     int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
-    int kv_mul = c->n_heads / c->n_kv_heads;   /* query heads per kv head (grouped-query attention) */
     if (token < 0 || token >= c->vocab_size || pos < 0 || pos >= c->seq_len)
         fatal("forward: token %d at position %d is outside the model (vocab %d, context %d)", token, pos,
               c->vocab_size, c->seq_len);
@@ -432,23 +468,8 @@ float *forward(Transformer *t, int token, int pos) {
         linear(s->v, s->xb, layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim), dim, kv_dim, s);
         rope(s->q, c->n_heads, head_dim, s->rope_cos, s->rope_sin);
         rope(s->k, c->n_kv_heads, head_dim, s->rope_cos, s->rope_sin);
-        /* EXERCISE kv-cache BEGIN */
-        /* this position's key and value join the cache: layer l, kv head g,
-         * position pos */
-        for (int g = 0; g < c->n_kv_heads; g++) {
-            size_t at = ((l * c->n_kv_heads + g) * c->seq_len + pos) * head_dim;
-            memcpy(s->key_cache + at, s->k + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
-            memcpy(s->value_cache + at, s->v + (size_t)g * head_dim, (size_t)head_dim * sizeof(float));
-        }
-        /* EXERCISE kv-cache END */
-        /* EXERCISE attention BEGIN */
-        /* each query head h reads kv head h / kv_mul, positions 0 .. pos */
-        for (int h = 0; h < c->n_heads; h++) {
-            size_t head = (l * c->n_kv_heads + h / kv_mul) * c->seq_len * head_dim;
-            attention(s->xb + (size_t)h * head_dim, s->q + (size_t)h * head_dim, s->key_cache + head,
-                      s->value_cache + head, s->att + (size_t)h * c->seq_len, pos + 1, head_dim);
-        }
-        /* EXERCISE attention END */
+        store_kv(t, l, pos);           /* this position's key and value join the cache */
+        attend_heads(t, l, pos);       /* every query head over its kv head's positions 0 .. pos */
         linear(s->xb2, s->xb, layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim), q_dim, dim, s);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];   /* residual */
 
@@ -471,11 +492,11 @@ float *forward(Transformer *t, int token, int pos) {
 
 /* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn) and
  * return the logits after the last one. The reference path runs them
- * through forward() one at a time; the fast path (Part II) takes a chunk of
- * positions per pass through the weights. */
+ * through forward() one at a time; with a backend (Part II: the fast CPU
+ * code, or a device) a chunk of positions goes through the weights at once. */
 float *prefill(Transformer *t, const int *tokens, int n, int pos);   /* Part II */
 float *feed_tokens(Transformer *t, const int *tokens, int n, int pos) {
-    if (t->fast) return prefill(t, tokens, n, pos);
+    if (t->backend) return prefill(t, tokens, n, pos);
     float *logits = NULL;
     for (int i = 0; i < n; i++) logits = forward(t, tokens[i], pos + i);
     return logits;
@@ -740,8 +761,12 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
  *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 kernel);
  *  10. attention over a KV cache stored in blocks its kernels read with
  *      whole SIMD vectors (attention_chunk() and attend_one() for
- *      attention()), and the forward pass of a chunk;
- *  11. threads: how many, by default.
+ *      attention());
+ *  11. the forward pass of a chunk, as a table of ops a backend fills in:
+ *      this part's code is one backend, Part I's functions another, and
+ *      ports to other hardware (port/) more; --trace writes every op's
+ *      output;
+ *  12. threads: how many, by default.
  * tests/test_forward.c checks each against Part I. How much each buys, and
  * how it was measured: docs/performance.md.
  * #########################################################################*/
@@ -749,16 +774,6 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define HAVE_AVX2_KERNEL 1
-#endif
-
-/* Ports to other hardware (docs/porting.md): with -DLAMP_OPENCL or
- * -DLAMP_CUDA, matmul_chunk() hands its work to device_matmul() in port/. */
-#if defined(LAMP_OPENCL)
-#include "port/opencl_matmul.c"
-#define device_matmul opencl_matmul
-#elif defined(LAMP_CUDA)
-void cuda_matmul(float *out, const float *x, const float *w, int n, int d); /* port/cuda_matmul.cu */
-#define device_matmul cuda_matmul
 #endif
 
 /* ===========================================================================
@@ -834,9 +849,11 @@ size_t matmul_scratch_floats(int T, int n);   /* section 8 */
 
 /* Allocate the fast path's run state, with RoPE's angles for every position
  * computed once (Part I computes one position's per token). */
+extern const struct Backend cpu_backend;   /* section 11 */
 void malloc_fast_state(Transformer *t) {
     const Config *c = &t->config;
     FastState *s = t->fast = xcalloc(1, sizeof(FastState));
+    t->backend = &cpu_backend;
     size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
     size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t half = (size_t)c->head_dim / 2;
@@ -1001,13 +1018,6 @@ size_t matmul_scratch_floats(int T, int n) {
  * bits. (dot()'s partial sums and the kernel's running sum add in
  * different orders, so a chunk and one position differ in the last bits.) */
 void matmul_chunk(float *out, const float *x, const float *w, int n, int d, int T, float *scratch) {
-#if defined(LAMP_OPENCL) || defined(LAMP_CUDA)
-    /* A port (docs/porting.md): the same product on another device, one
-     * position at a time. Everything else stays here on the CPU. */
-    for (int t = 0; t < T; t++) device_matmul(out + (size_t)t * d, x + (size_t)t * n, w, n, d);
-    (void)scratch;
-    return;
-#endif
     if (T == 1) {
         matmul(out, x, w, n, d);
         return;
@@ -1249,7 +1259,7 @@ void linear_chunk(float *out, const float *x, Mat w, int n, int d, int T, FastSt
 }
 
 /* ===========================================================================
- * 10. Attention over a KV cache in blocks, and the forward pass of a chunk
+ * 10. Attention over a KV cache in blocks
  * =========================================================================*/
 
 /* Where layer l's kv head g keeps its keys and values (layout: section 7). */
@@ -1374,13 +1384,147 @@ void attention_chunk(Transformer *t, int l, int pos, int n) {
     }
 }
 
+/* ===========================================================================
+ * 11. Backends: the forward pass as a table of ops
+ * =========================================================================*/
+
+/* Part I's forward() calls its kernels directly. To run the same forward
+ * pass on other hardware (a GPU through OpenCL or CUDA: port/ and
+ * docs/porting.md), the ops it is made of become a table of functions that
+ * a backend fills in, and forward_chunk() below calls them in order, a
+ * chunk of positions at a time. A backend keeps its own copy of what the
+ * ops work on: the weights (uploaded once, by load(), and freed with the
+ * model by release()), a chunk's activations and the KV cache. They stay
+ * where the backend put them for the whole forward pass; only the logits
+ * come back. Three backends live in this file or beside it:
+ *   "reference"  Part I's functions themselves, one position at a time
+ *   "cpu"        this part's: chunks, the tiled matmul, the blocked cache
+ *   "opencl", "cuda"  the ports in port/, built with -DLAMP_OPENCL or
+ *                -DLAMP_CUDA (make opencl, make cuda)
+ * The ops name the activations they read and write (BUF_X is the run
+ * state's x, ...), each a row per position of the chunk, and the weight
+ * matrices (MAT_WQ is wq, ...) with their layer; how a backend lays them out
+ * is its own business. The table is called once per op per layer, never
+ * per number: on the CPU it costs nothing measurable. */
+enum { BUF_X, BUF_XB, BUF_XB2, BUF_HB, BUF_HB2, BUF_Q, BUF_K, BUF_V, N_BUFS };
+enum { MAT_WQ, MAT_WK, MAT_WV, MAT_WO, MAT_W1, MAT_W2, MAT_W3, MAT_WCLS, N_MATS };
+enum { NORM_ATT, NORM_FFN };
 enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
 
-/* Part I's forward() for a chunk: feed n tokens (1 <= n <= CHUNK) at
- * positions pos .. pos + n - 1; their keys and values join the KV cache.
- * Returns the logits: of the last
- * position (LOGITS_LAST), of every position, one row of vocab_size each
- * (LOGITS_ALL, for eval), or none (LOGITS_NONE).
+/* Each op works on the n positions pos .. pos + n - 1 of a chunk (n <=
+ * max_chunk), in layer l. */
+typedef struct Backend {
+    const char *name;
+    int max_chunk;                     /* the most positions one call takes */
+    void (*load)(Transformer *t);      /* upload the weights; allocate activations and the KV cache */
+    void (*release)(Transformer *t);   /* free all of it (free_transformer() calls it) */
+    void (*describe)(const Transformer *t, char *text, size_t size);   /* the device, for -v */
+    void (*embed)(Transformer *t, const int *tokens, int n);           /* x = embedding[token] */
+    void (*rmsnorm)(Transformer *t, int norm, int l, int n);           /* xb = rmsnorm(x), gain NORM_ATT/FFN */
+    void (*matmul)(Transformer *t, int out, int in, int mat, int l, int n);   /* out = W in, float32 or Q8_0 */
+    void (*rope)(Transformer *t, int pos, int n);                     /* rotate q and k */
+    void (*store_kv)(Transformer *t, int l, int pos, int n);          /* k and v join the cache */
+    void (*attention)(Transformer *t, int l, int pos, int n);         /* xb = attention of q over the cache */
+    void (*swiglu)(Transformer *t, int n);                            /* hb = silu(hb) * hb2 */
+    void (*residual)(Transformer *t, int n);                          /* x += xb2 */
+    /* final norm of x's rows first .. n - 1 (in place), then the classifier;
+     * returns their logits, (n - first, vocab_size), in host memory */
+    float *(*logits)(Transformer *t, int first, int n);
+    /* for --trace only: copy to the host count floats of buffer buf from
+     * float `offset`, and the cached key and value of positions pos ..
+     * pos + n - 1 of layer l as (n, 2 kv_dim) rows, key then value */
+    void (*read)(Transformer *t, int buf, size_t offset, size_t count, float *host);
+    void (*read_kv)(Transformer *t, int l, int pos, int n, float *host);
+} Backend;
+
+/* Matrix mat's shape, rows (outputs) x cols (inputs), and layer l's copy. */
+void matrix_shape(const Config *c, int mat, int *rows, int *cols) {
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    int shapes[N_MATS][2] = {{q_dim, c->dim},  {kv_dim, c->dim},     {kv_dim, c->dim},
+                             {c->dim, q_dim},  {c->hidden_dim, c->dim}, {c->dim, c->hidden_dim},
+                             {c->hidden_dim, c->dim}, {c->vocab_size, c->dim}};
+    *rows = shapes[mat][0];
+    *cols = shapes[mat][1];
+}
+Mat model_matrix(const Transformer *t, int mat, int l) {
+    const Weights *w = &t->weights;
+    int rows, cols;
+    matrix_shape(&t->config, mat, &rows, &cols);
+    size_t size = (size_t)rows * cols;
+    switch (mat) {
+    case MAT_WQ: return layer_matrix(w, w->wq, w->q_wq, (size_t)l, size);
+    case MAT_WK: return layer_matrix(w, w->wk, w->q_wk, (size_t)l, size);
+    case MAT_WV: return layer_matrix(w, w->wv, w->q_wv, (size_t)l, size);
+    case MAT_WO: return layer_matrix(w, w->wo, w->q_wo, (size_t)l, size);
+    case MAT_W1: return layer_matrix(w, w->w1, w->q_w1, (size_t)l, size);
+    case MAT_W2: return layer_matrix(w, w->w2, w->q_w2, (size_t)l, size);
+    case MAT_W3: return layer_matrix(w, w->w3, w->q_w3, (size_t)l, size);
+    default:     return layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
+    }
+}
+
+/* --- the trace -------------------------------------------------------------
+ * `./run --trace FILE` writes every op's output, for every position, in the
+ * order the ops run: one record per (op, layer, position),
+ *     char op[16] (the name, NUL-padded), int32 layer (-1 outside the
+ *     layers), int32 position, int32 n, float32 values[n]
+ * after the 8 bytes "LAMPTRC1"; little-endian, as the CPU writes them.
+ * `./run --compare-traces A B` (Part III) reads two and names the first op
+ * that differs. TRACE_OPS is the order of the ops in the forward pass. */
+#define TRACE_OPS "embed attn_norm q k v rope_q rope_k kv_cache attention wo attn_residual " \
+                  "ffn_norm w1 w3 swiglu w2 ffn_residual final_norm logits"
+
+/* n rows of `width` values, positions pos .., into the trace. */
+void trace_rows(Transformer *t, const char *op, int layer, int pos, int n, const float *rows, int width) {
+    for (int i = 0; i < n; i++) {
+        char name[16] = {0};
+        strncpy(name, op, sizeof name - 1);
+        int32_t head[3] = {layer, pos + i, width};
+        if (fwrite(name, 1, 16, t->trace) != 16 || fwrite(head, 4, 3, t->trace) != 3 ||
+            fwrite(rows + (size_t)i * width, sizeof(float), (size_t)width, t->trace) != (size_t)width)
+            fatal("cannot write the trace: %s", strerror(errno));
+    }
+}
+
+/* After an op: its output, n rows of `width` floats of buffer buf, into
+ * the trace (nothing happens without --trace). */
+void trace_op(Transformer *t, const char *op, int layer, int pos, int n, int buf, int width) {
+    if (!t->trace) return;
+    float *rows = xmalloc((size_t)n * width * sizeof(float));
+    t->backend->read(t, buf, 0, (size_t)n * width, rows);
+    trace_rows(t, op, layer, pos, n, rows, width);
+    free(rows);
+}
+
+/* The KV cache's new entries: what store_kv() wrote, read back. */
+void trace_kv(Transformer *t, int layer, int pos, int n) {
+    if (!t->trace) return;
+    int width = 2 * t->config.n_kv_heads * t->config.head_dim;
+    float *rows = xmalloc((size_t)n * width * sizeof(float));
+    t->backend->read_kv(t, layer, pos, n, rows);
+    trace_rows(t, "kv_cache", layer, pos, n, rows, width);
+    free(rows);
+}
+
+/* --- the forward pass of a chunk ------------------------------------------ */
+
+/* Non-finite activations stop the run with one line naming the layer where
+ * they appeared (check_finite(), Part I). The CPU backends' x is host
+ * memory, checked after every layer; a device backend's activations stay on
+ * the device, so there only the logits are checked, when they come back. */
+extern const Backend cpu_backend, reference_backend;
+void check_layer_finite(const Transformer *t, int l, int pos, int n) {
+    const float *x = t->backend == &cpu_backend         ? t->fast->x
+                     : t->backend == &reference_backend ? t->state.x
+                                                        : NULL;
+    if (x) check_finite(t, x, (size_t)n * t->config.dim, "activations", l, pos, n);
+}
+
+/* Part I's forward() for a chunk, on t's backend: feed n tokens (1 <= n <=
+ * max_chunk) at positions pos .. pos + n - 1; their keys and values join
+ * the KV cache. Returns the logits: of the last position (LOGITS_LAST), of
+ * every position, one row of vocab_size each (LOGITS_ALL, for eval), or
+ * none (LOGITS_NONE).
  *
  * The n positions go through the layers together, as the rows of a matrix
  * (x is n x dim): every matmul then reads each weight once for all of them
@@ -1391,97 +1535,325 @@ enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL };
  * logits are wanted: for a prompt, only the last. */
 float *forward_chunk(Transformer *t, const int *tokens, int n, int pos, int logits_wanted) {
     const Config *c = &t->config;
-    const Weights *w = &t->weights;
-    FastState *s = t->fast;
-    int dim = c->dim, hidden_dim = c->hidden_dim, head_dim = c->head_dim;
-    int q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
-    size_t half = (size_t)head_dim / 2;
-    if (n < 1 || n > CHUNK || pos < 0 || pos + n > c->seq_len)
-        fatal("forward: %d tokens at position %d do not fit (chunk %d, context %d)", n, pos, CHUNK, c->seq_len);
+    const Backend *b = t->backend;
+    int dim = c->dim, hidden_dim = c->hidden_dim;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    if (n < 1 || n > b->max_chunk || pos < 0 || pos + n > c->seq_len)
+        fatal("forward: %d tokens at position %d do not fit (chunk %d, context %d)", n, pos, b->max_chunk,
+              c->seq_len);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            fatal("forward: token %d at position %d is outside the vocabulary (%d)", tokens[i], pos + i,
+                  c->vocab_size);
 
-    /* each token's embedding starts its row of the residual stream */
-    for (int i = 0; i < n; i++) embed(s->x + (size_t)i * dim, w, tokens[i], dim);
-
-    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
-        Mat wq = layer_matrix(w, w->wq, w->q_wq, l, (size_t)q_dim * dim);
-        Mat wk = layer_matrix(w, w->wk, w->q_wk, l, (size_t)kv_dim * dim);
-        Mat wv = layer_matrix(w, w->wv, w->q_wv, l, (size_t)kv_dim * dim);
-        Mat wo = layer_matrix(w, w->wo, w->q_wo, l, (size_t)dim * q_dim);
-        Mat w1 = layer_matrix(w, w->w1, w->q_w1, l, (size_t)hidden_dim * dim);
-        Mat w2 = layer_matrix(w, w->w2, w->q_w2, l, (size_t)dim * hidden_dim);
-        Mat w3 = layer_matrix(w, w->w3, w->q_w3, l, (size_t)hidden_dim * dim);
-
+    b->embed(t, tokens, n);                         /* each token's embedding starts its row of x */
+    trace_op(t, "embed", -1, pos, n, BUF_X, dim);
+    for (int l = 0; l < c->n_layers; l++) {
         /* --- attention block: x = x + wo @ attention(rope(wq @ n), rope(wk @ n), wv @ n),
          *     with n = rmsnorm(x), for every row */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_att_weight + l * dim, dim, c->norm_eps);
-        linear_chunk(s->q, s->xb, wq, dim, q_dim, n, s);
-        linear_chunk(s->k, s->xb, wk, dim, kv_dim, n, s);
-        linear_chunk(s->v, s->xb, wv, dim, kv_dim, n, s);
-        for (int i = 0; i < n; i++) {
-            const float *cos_row = s->rope_cos + (size_t)(pos + i) * half;
-            const float *sin_row = s->rope_sin + (size_t)(pos + i) * half;
-            rope(s->q + (size_t)i * q_dim, c->n_heads, head_dim, cos_row, sin_row);
-            rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, head_dim, cos_row, sin_row);
-        }
-        /* the chunk's keys and values join the cache at positions
-         * pos .. pos + n - 1 (its layout: section 7) */
-        for (int g = 0; g < c->n_kv_heads; g++) {
-            float *keys = keys_of(t, (int)l, g), *values = values_of(t, (int)l, g);
-            for (int i = 0; i < n; i++) {
-                int p = pos + i;
-                const float *k = s->k + (size_t)i * kv_dim + (size_t)g * head_dim;
-                const float *v = s->v + (size_t)i * kv_dim + (size_t)g * head_dim;
-                float *key_block = keys + (size_t)(p / TILE_N) * TILE_N * head_dim;
-                for (int d = 0; d < head_dim; d++) {
-                    key_block[(size_t)d * TILE_N + p % TILE_N] = k[d];
-                    values[((size_t)(d / TILE_N) * s->padded_seq_len + p) * TILE_N + d % TILE_N] = v[d];
-                }
-            }
-        }
-        attention_chunk(t, (int)l, pos, n);                       /* -> s->xb (n, q_dim) */
-        linear_chunk(s->xb2, s->xb, wo, q_dim, dim, n, s);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
-
-        /* --- feed-forward block: x = x + w2 @ (silu(w1 @ n) * (w3 @ n)),
-         *     with n = rmsnorm(x) */
-        for (int i = 0; i < n; i++)
-            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, w->rms_ffn_weight + l * dim, dim, c->norm_eps);
-        linear_chunk(s->hb, s->xb, w1, dim, hidden_dim, n, s);
-        linear_chunk(s->hb2, s->xb, w3, dim, hidden_dim, n, s);
-        swiglu(s->hb, s->hb2, n * hidden_dim);
-        linear_chunk(s->xb2, s->hb, w2, hidden_dim, dim, n, s);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i]; /* residual */
-        check_finite(t, s->x, (size_t)n * dim, "activations", (int)l, pos, n);
+        b->rmsnorm(t, NORM_ATT, l, n);              trace_op(t, "attn_norm", l, pos, n, BUF_XB, dim);
+        b->matmul(t, BUF_Q, BUF_XB, MAT_WQ, l, n);  trace_op(t, "q", l, pos, n, BUF_Q, q_dim);
+        b->matmul(t, BUF_K, BUF_XB, MAT_WK, l, n);  trace_op(t, "k", l, pos, n, BUF_K, kv_dim);
+        b->matmul(t, BUF_V, BUF_XB, MAT_WV, l, n);  trace_op(t, "v", l, pos, n, BUF_V, kv_dim);
+        b->rope(t, pos, n);                         trace_op(t, "rope_q", l, pos, n, BUF_Q, q_dim);
+                                                    trace_op(t, "rope_k", l, pos, n, BUF_K, kv_dim);
+        b->store_kv(t, l, pos, n);                  trace_kv(t, l, pos, n);
+        b->attention(t, l, pos, n);                 trace_op(t, "attention", l, pos, n, BUF_XB, q_dim);
+        b->matmul(t, BUF_XB2, BUF_XB, MAT_WO, l, n); trace_op(t, "wo", l, pos, n, BUF_XB2, dim);
+        b->residual(t, n);                          trace_op(t, "attn_residual", l, pos, n, BUF_X, dim);
+        /* --- feed-forward block: x = x + w2 @ (silu(w1 @ n) * (w3 @ n)), with n = rmsnorm(x) */
+        b->rmsnorm(t, NORM_FFN, l, n);              trace_op(t, "ffn_norm", l, pos, n, BUF_XB, dim);
+        b->matmul(t, BUF_HB, BUF_XB, MAT_W1, l, n); trace_op(t, "w1", l, pos, n, BUF_HB, hidden_dim);
+        b->matmul(t, BUF_HB2, BUF_XB, MAT_W3, l, n); trace_op(t, "w3", l, pos, n, BUF_HB2, hidden_dim);
+        b->swiglu(t, n);                            trace_op(t, "swiglu", l, pos, n, BUF_HB, hidden_dim);
+        b->matmul(t, BUF_XB2, BUF_HB, MAT_W2, l, n); trace_op(t, "w2", l, pos, n, BUF_XB2, dim);
+        b->residual(t, n);                          trace_op(t, "ffn_residual", l, pos, n, BUF_X, dim);
+        check_layer_finite(t, l, pos, n);
     }
     if (logits_wanted == LOGITS_NONE) return NULL;
 
     /* final norm, then the classifier: one logit per vocabulary entry, for
      * the rows that want them */
     int first = logits_wanted == LOGITS_ALL ? 0 : n - 1;
-    float *rows = s->x + (size_t)first * dim;
-    for (int i = 0; i < n - first; i++)
-        rmsnorm(rows + (size_t)i * dim, rows + (size_t)i * dim, w->rms_final_weight, dim, c->norm_eps);
-    Mat wcls = layer_matrix(w, w->wcls, &w->q_wcls, 0, 0);
-    linear_chunk(s->logits, rows, wcls, dim, c->vocab_size, n - first, s);
-    check_finite(t, s->logits, (size_t)(n - first) * c->vocab_size, "logits", -1, pos, n);
-    return s->logits;
+    float *logits = b->logits(t, first, n);
+    check_finite(t, logits, (size_t)(n - first) * c->vocab_size, "logits", -1, pos, n);
+    if (t->trace) {
+        float *rows = xmalloc((size_t)(n - first) * dim * sizeof(float));
+        b->read(t, BUF_X, (size_t)first * dim, (size_t)(n - first) * dim, rows);
+        trace_rows(t, "final_norm", -1, pos + first, n - first, rows, dim);
+        trace_rows(t, "logits", -1, pos + first, n - first, logits, c->vocab_size);
+        free(rows);
+    }
+    return logits;
 }
 
 /* Feed n tokens at positions pos .. pos + n - 1 (a prompt, a chat turn), a
  * chunk at a time; returns the logits after the last one. */
 float *prefill(Transformer *t, const int *tokens, int n, int pos) {
     float *logits = NULL;
-    for (int done = 0; done < n; done += CHUNK) {
-        int m = n - done < CHUNK ? n - done : CHUNK;
+    int chunk = t->backend->max_chunk;
+    for (int done = 0; done < n; done += chunk) {
+        int m = n - done < chunk ? n - done : chunk;
         logits = forward_chunk(t, tokens + done, m, pos + done, done + m == n ? LOGITS_LAST : LOGITS_NONE);
     }
     return logits;
 }
 
+/* --- the CPU backend: this part's fast code ------------------------------- */
+
+float *fast_buffer(const FastState *s, int buf) {
+    float *const rows[N_BUFS] = {s->x, s->xb, s->xb2, s->hb, s->hb2, s->q, s->k, s->v};
+    return rows[buf];
+}
+
+void cpu_embed(Transformer *t, const int *tokens, int n) {
+    int dim = t->config.dim;
+    for (int i = 0; i < n; i++) embed(t->fast->x + (size_t)i * dim, &t->weights, tokens[i], dim);
+}
+
+void cpu_rmsnorm(Transformer *t, int norm, int l, int n) {
+    const Config *c = &t->config;
+    FastState *s = t->fast;
+    size_t dim = (size_t)c->dim;
+    const float *gain = (norm == NORM_ATT ? t->weights.rms_att_weight : t->weights.rms_ffn_weight) + l * dim;
+    for (size_t i = 0; i < (size_t)n; i++) rmsnorm(s->xb + i * dim, s->x + i * dim, gain, c->dim, c->norm_eps);
+}
+
+void cpu_matmul(Transformer *t, int out, int in, int mat, int l, int n) {
+    int rows, cols;
+    matrix_shape(&t->config, mat, &rows, &cols);
+    linear_chunk(fast_buffer(t->fast, out), fast_buffer(t->fast, in), model_matrix(t, mat, l), cols, rows, n,
+                 t->fast);
+}
+
+/* RoPE's angles come from the tables made once by malloc_fast_state(). */
+void cpu_rope(Transformer *t, int pos, int n) {
+    const Config *c = &t->config;
+    FastState *s = t->fast;
+    int head_dim = c->head_dim, q_dim = c->n_heads * head_dim, kv_dim = c->n_kv_heads * head_dim;
+    size_t half = (size_t)head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        const float *cos_row = s->rope_cos + (size_t)(pos + i) * half;
+        const float *sin_row = s->rope_sin + (size_t)(pos + i) * half;
+        rope(s->q + (size_t)i * q_dim, c->n_heads, head_dim, cos_row, sin_row);
+        rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, head_dim, cos_row, sin_row);
+    }
+}
+
+/* The chunk's keys and values join the cache at positions pos .. pos + n -
+ * 1, in its blocked layout (section 7). */
+void cpu_store_kv(Transformer *t, int l, int pos, int n) {
+    const Config *c = &t->config;
+    FastState *s = t->fast;
+    int head_dim = c->head_dim, kv_dim = c->n_kv_heads * head_dim;
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        float *keys = keys_of(t, l, g), *values = values_of(t, l, g);
+        for (int i = 0; i < n; i++) {
+            int p = pos + i;
+            const float *k = s->k + (size_t)i * kv_dim + (size_t)g * head_dim;
+            const float *v = s->v + (size_t)i * kv_dim + (size_t)g * head_dim;
+            float *key_block = keys + (size_t)(p / TILE_N) * TILE_N * head_dim;
+            for (int d = 0; d < head_dim; d++) {
+                key_block[(size_t)d * TILE_N + p % TILE_N] = k[d];
+                values[((size_t)(d / TILE_N) * s->padded_seq_len + p) * TILE_N + d % TILE_N] = v[d];
+            }
+        }
+    }
+}
+
+void cpu_attention(Transformer *t, int l, int pos, int n) { attention_chunk(t, l, pos, n); }
+
+void cpu_swiglu(Transformer *t, int n) { swiglu(t->fast->hb, t->fast->hb2, n * t->config.hidden_dim); }
+
+void cpu_residual(Transformer *t, int n) {
+    FastState *s = t->fast;
+    for (size_t i = 0; i < (size_t)n * t->config.dim; i++) s->x[i] += s->xb2[i];
+}
+
+float *cpu_logits(Transformer *t, int first, int n) {
+    const Config *c = &t->config;
+    FastState *s = t->fast;
+    float *rows = s->x + (size_t)first * c->dim;
+    for (int i = 0; i < n - first; i++)
+        rmsnorm(rows + (size_t)i * c->dim, rows + (size_t)i * c->dim, t->weights.rms_final_weight, c->dim,
+                c->norm_eps);
+    linear_chunk(s->logits, rows, model_matrix(t, MAT_WCLS, 0), c->dim, c->vocab_size, n - first, s);
+    return s->logits;
+}
+
+void cpu_read(Transformer *t, int buf, size_t offset, size_t count, float *host) {
+    memcpy(host, fast_buffer(t->fast, buf) + offset, count * sizeof(float));
+}
+
+/* The blocked cache, read back into Part I's order. */
+void cpu_read_kv(Transformer *t, int l, int pos, int n, float *host) {
+    const Config *c = &t->config;
+    const FastState *s = t->fast;
+    int head_dim = c->head_dim, kv_dim = c->n_kv_heads * head_dim;
+    for (int i = 0; i < n; i++) {
+        int p = pos + i;
+        float *row = host + (size_t)i * 2 * kv_dim;
+        for (int g = 0; g < c->n_kv_heads; g++) {
+            const float *keys = keys_of(t, l, g), *values = values_of(t, l, g);
+            for (int d = 0; d < head_dim; d++) {
+                row[g * head_dim + d] = keys[(size_t)(p / TILE_N) * TILE_N * head_dim + (size_t)d * TILE_N + p % TILE_N];
+                row[kv_dim + g * head_dim + d] =
+                    values[((size_t)(d / TILE_N) * s->padded_seq_len + p) * TILE_N + d % TILE_N];
+            }
+        }
+    }
+}
+
+void cpu_describe(const Transformer *t, char *text, size_t size) {
+    (void)t;
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+#ifdef HAVE_AVX2_KERNEL
+    const char *int8_dot = "AVX2";
+#else
+    const char *int8_dot = "portable";
+#endif
+    snprintf(text, size, "this CPU, Part II: chunks of %d positions, tiled matmul (%d x %d), %s int8 dot, %d threads",
+             CHUNK, TILE_M, TILE_N, int8_dot, threads);
+}
+
+const Backend cpu_backend = {
+    "cpu", CHUNK, malloc_fast_state, free_fast_state, cpu_describe,
+    cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_store_kv, cpu_attention, cpu_swiglu, cpu_residual,
+    cpu_logits, cpu_read, cpu_read_kv,
+};
+
+/* --- the reference backend: Part I's functions, one position at a time --- */
+
+float *run_state_buffer(const RunState *s, int buf) {
+    float *const rows[N_BUFS] = {s->x, s->xb, s->xb2, s->hb, s->hb2, s->q, s->k, s->v};
+    return rows[buf];
+}
+
+void reference_embed(Transformer *t, const int *tokens, int n) {
+    (void)n;
+    embed(t->state.x, &t->weights, tokens[0], t->config.dim);
+}
+
+void reference_rmsnorm(Transformer *t, int norm, int l, int n) {
+    (void)n;
+    const Config *c = &t->config;
+    const float *gain = norm == NORM_ATT ? t->weights.rms_att_weight : t->weights.rms_ffn_weight;
+    rmsnorm(t->state.xb, t->state.x, gain + (size_t)l * c->dim, c->dim, c->norm_eps);
+}
+
+void reference_matmul(Transformer *t, int out, int in, int mat, int l, int n) {
+    (void)n;
+    int rows, cols;
+    matrix_shape(&t->config, mat, &rows, &cols);
+    linear(run_state_buffer(&t->state, out), run_state_buffer(&t->state, in), model_matrix(t, mat, l), cols,
+           rows, &t->state);
+}
+
+void reference_rope(Transformer *t, int pos, int n) {
+    (void)n;
+    const Config *c = &t->config;
+    RunState *s = &t->state;
+    rope_angles(s->rope_cos, s->rope_sin, pos, c->head_dim, c->rope_theta);
+    rope(s->q, c->n_heads, c->head_dim, s->rope_cos, s->rope_sin);
+    rope(s->k, c->n_kv_heads, c->head_dim, s->rope_cos, s->rope_sin);
+}
+
+void reference_store_kv(Transformer *t, int l, int pos, int n) { (void)n; store_kv(t, (size_t)l, pos); }
+void reference_attention(Transformer *t, int l, int pos, int n) { (void)n; attend_heads(t, (size_t)l, pos); }
+void reference_swiglu(Transformer *t, int n) { (void)n; swiglu(t->state.hb, t->state.hb2, t->config.hidden_dim); }
+
+void reference_residual(Transformer *t, int n) {
+    (void)n;
+    for (int i = 0; i < t->config.dim; i++) t->state.x[i] += t->state.xb2[i];
+}
+
+float *reference_logits(Transformer *t, int first, int n) {
+    (void)first, (void)n;
+    const Config *c = &t->config;
+    RunState *s = &t->state;
+    rmsnorm(s->x, s->x, t->weights.rms_final_weight, c->dim, c->norm_eps);
+    linear(s->logits, s->x, model_matrix(t, MAT_WCLS, 0), c->dim, c->vocab_size, s);
+    return s->logits;
+}
+
+void reference_read(Transformer *t, int buf, size_t offset, size_t count, float *host) {
+    memcpy(host, run_state_buffer(&t->state, buf) + offset, count * sizeof(float));
+}
+
+void reference_read_kv(Transformer *t, int l, int pos, int n, float *host) {
+    (void)n;
+    const Config *c = &t->config;
+    size_t head_dim = (size_t)c->head_dim, kv_dim = (size_t)c->n_kv_heads * head_dim;
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        size_t at = (((size_t)l * c->n_kv_heads + g) * c->seq_len + pos) * head_dim;
+        memcpy(host + g * head_dim, t->state.key_cache + at, head_dim * sizeof(float));
+        memcpy(host + kv_dim + g * head_dim, t->state.value_cache + at, head_dim * sizeof(float));
+    }
+}
+
+void reference_release(Transformer *t) { free_run_state(&t->state); }
+
+void reference_describe(const Transformer *t, char *text, size_t size) {
+    (void)t;
+    snprintf(text, size, "this CPU, Part I's functions through the ops table, one position at a time");
+}
+
+const Backend reference_backend = {
+    "reference", 1, malloc_run_state, reference_release, reference_describe,
+    reference_embed, reference_rmsnorm, reference_matmul, reference_rope, reference_store_kv,
+    reference_attention, reference_swiglu, reference_residual, reference_logits, reference_read,
+    reference_read_kv,
+};
+
+/* --- the ports, and choosing a backend ------------------------------------ */
+
+#if defined(LAMP_OPENCL)
+#include "port/opencl.c"
+#endif
+#if defined(LAMP_CUDA)
+#include "port/cuda.c"
+#endif
+
+const Backend *const backends[] = {
+    &cpu_backend, &reference_backend,
+#if defined(LAMP_OPENCL)
+    &opencl_backend,
+#endif
+#if defined(LAMP_CUDA)
+    &cuda_backend,
+#endif
+};
+#define N_BACKENDS ((int)(sizeof backends / sizeof backends[0]))
+
+/* What ./run uses when --backend names none: the port the build was made
+ * for, else the CPU's fast code. */
+#if defined(LAMP_OPENCL)
+#define DEFAULT_BACKEND opencl_backend
+#elif defined(LAMP_CUDA)
+#define DEFAULT_BACKEND cuda_backend
+#else
+#define DEFAULT_BACKEND cpu_backend
+#endif
+
+const Backend *find_backend(const char *name) {
+    for (int i = 0; i < N_BACKENDS; i++)
+        if (strcmp(backends[i]->name, name) == 0) return backends[i];
+    return NULL;
+}
+
+/* Run t's forward passes on backend b from now on. */
+void start_backend(Transformer *t, const Backend *b) {
+    t->backend = b;
+    b->load(t);
+}
+
 
 /* ===========================================================================
- * 11. Threads
+ * 12. Threads
  * =========================================================================*/
 
 /* Threads default to the physical cores. A second hardware thread on a core
@@ -1533,12 +1905,12 @@ int physical_cores(void) {
  * #########################################################################*/
 
 /* ===========================================================================
- * 12. Reading a model file
+ * 13. Reading a model file
  * =========================================================================*/
 
 /* Chat templates: how a chat model wants the turns of a conversation
  * wrapped (the lamp header's chat_template, docs/format.md 1.1; chat() in
- * section 13 uses them). */
+ * section 14 uses them). */
 enum { CHAT_NONE, CHAT_LLAMA2, CHAT_CHATML, CHAT_LLAMA3, N_CHAT_TEMPLATES };
 static const char *const chat_template_names[N_CHAT_TEMPLATES] = {"none", "llama2", "chatml", "llama3"};
 
@@ -1873,6 +2245,8 @@ void build_transformer(Transformer *t, const char *path) {
 }
 
 void free_transformer(Transformer *t) {
+    if (t->backend) t->backend->release(t);   /* a device's copy of the weights goes with the model */
+    if (t->trace) fclose(t->trace);
     free_run_state(&t->state);
     free_fast_state(t);
     free(t->weights.q_wq);   /* the one allocation behind all seven q_ arrays */
@@ -1882,7 +2256,7 @@ void free_transformer(Transformer *t) {
 }
 
 /* ===========================================================================
- * 13. Chat and eval
+ * 14. Chat and eval
  * =========================================================================*/
 
 /* Read one line from stdin into *line (growing it as needed), without the
@@ -2061,10 +2435,11 @@ double token_nll(const float *logits, int vocab_size, int target) {
 double sequence_nll(Transformer *t, const int *tokens, int n) {
     const Config *c = &t->config;
     double *nll = xmalloc((size_t)(n > 1 ? n - 1 : 1) * sizeof(double));
-    for (int i = 0; i < n - 1 && !t->fast; i++)   /* the reference path: one token at a time */
+    for (int i = 0; i < n - 1 && !t->backend; i++)   /* the reference path: one token at a time */
         nll[i] = token_nll(forward(t, tokens[i], i), c->vocab_size, tokens[i + 1]);
-    for (int start = 0; start < n - 1 && t->fast; start += CHUNK) {   /* the fast path: all logits of a chunk */
-        int m = n - 1 - start < CHUNK ? n - 1 - start : CHUNK;
+    int chunk = t->backend ? t->backend->max_chunk : 1;
+    for (int start = 0; start < n - 1 && t->backend; start += chunk) {   /* a backend: all logits of a chunk */
+        int m = n - 1 - start < chunk ? n - 1 - start : chunk;
         const float *logits = forward_chunk(t, tokens + start, m, start, LOGITS_ALL);
         #pragma omp parallel for schedule(static)
         for (int i = 0; i < m; i++)
@@ -2160,12 +2535,155 @@ void eval_file(Transformer *t, Tokenizer *tok, const char *path, const RunInfo *
             seconds > 0 ? (double)n_scored / seconds : 0.0);
 }
 
+/* --- comparing two traces -------------------------------------------------
+ * Two traces of the same tokens (section 11 gives the format), from two
+ * backends, or from a backend and transformers (tests/golden/gen_trace.py),
+ * are compared record by record: (op, layer, position) in both. The error
+ * of a record is max_i |a_i - b_i|, divided by max_i |b_i| where that is
+ * above 1 (an error relative to the record's scale; activations of a big
+ * model reach the hundreds). A bug in one op at one layer changes its own
+ * output and everything computed after it: later ops, later layers, and
+ * (through attention) later positions. So the first record beyond the
+ * tolerance, in the order the forward pass computes them (layer, then op,
+ * then position), is where the two computations part: the op to look at. */
+
+typedef struct {
+    char op[17];
+    int stage, op_index, layer, pos, n;   /* stage: 0 embed, 1 inside the layers, 2 after them */
+    const float *values;
+} TraceRecord;
+
+typedef struct {
+    char *data;             /* the whole file */
+    TraceRecord *records;
+    int n_records;
+} Trace;
+
+/* The position of `op` in TRACE_OPS, or -1. */
+int trace_op_index(const char *op) {
+    const char *list = TRACE_OPS;
+    size_t len = strlen(op);
+    for (int i = 0; *list; i++) {
+        size_t word = strcspn(list, " ");
+        if (word == len && strncmp(list, op, len) == 0) return i;
+        list += word;
+        list += strspn(list, " ");
+    }
+    return -1;
+}
+
+Trace read_trace(const char *path) {
+    Trace t = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("cannot open trace %s: %s", path, strerror(errno));
+    size_t size = 0, cap = 0, got;
+    do {
+        if (size + 65536 > cap) t.data = xrealloc(t.data, cap = 2 * cap + 65536);
+        got = fread(t.data + size, 1, cap - size, f);
+        size += got;
+    } while (got > 0);
+    fclose(f);
+    if (size < 8 || memcmp(t.data, "LAMPTRC1", 8) != 0) fatal("%s is not a lamp trace (no LAMPTRC1 at its start)", path);
+    int cap_records = 0;
+    for (size_t at = 8; at < size;) {
+        if (size - at < 28) fatal("%s: truncated record at byte %zu", path, at);
+        TraceRecord r;
+        memcpy(r.op, t.data + at, 16);
+        r.op[16] = '\0';
+        int32_t head[3];
+        memcpy(head, t.data + at + 16, 12);
+        r.layer = head[0], r.pos = head[1], r.n = head[2];
+        r.op_index = trace_op_index(r.op);
+        if (r.op_index < 0) fatal("%s: unknown op '%s' at byte %zu", path, r.op, at);
+        if (r.n < 0 || (size_t)r.n > (size - at - 28) / 4) fatal("%s: record at byte %zu runs past the end", path, at);
+        r.stage = r.op_index == 0 ? 0 : r.layer < 0 ? 2 : 1;
+        r.values = (const float *)(t.data + at + 28);   /* 28 = 16 + 12: 4-byte aligned, as the file's start */
+        at += 28 + 4 * (size_t)r.n;
+        if (t.n_records == cap_records) t.records = xrealloc(t.records, (size_t)(cap_records = 2 * cap_records + 256) * sizeof r);
+        t.records[t.n_records++] = r;
+    }
+    return t;
+}
+
+/* The forward pass's order: stage, layer, op, position. */
+int compare_trace_records(const void *a, const void *b) {
+    const TraceRecord *x = a, *y = b;
+    if (x->stage != y->stage) return x->stage - y->stage;
+    if (x->layer != y->layer) return x->layer - y->layer;
+    if (x->op_index != y->op_index) return x->op_index - y->op_index;
+    return x->pos - y->pos;
+}
+
+/* Compare the traces at paths a and b; print what was compared and the
+ * first record beyond `tolerance` (the one to look at, see above).
+ * Returns 0 if every common record is within it, 1 otherwise. */
+int compare_traces(const char *path_a, const char *path_b, double tolerance, FILE *out) {
+    Trace a = read_trace(path_a), b = read_trace(path_b);
+    qsort(a.records, (size_t)a.n_records, sizeof(TraceRecord), compare_trace_records);
+    qsort(b.records, (size_t)b.n_records, sizeof(TraceRecord), compare_trace_records);
+    int i = 0, j = 0, common = 0, only_a = 0, only_b = 0, failed = 0;
+    double worst = 0.0;
+    const TraceRecord *worst_at = NULL;
+    while (i < a.n_records && j < b.n_records && !failed) {
+        const TraceRecord *x = &a.records[i], *y = &b.records[j];
+        int order = compare_trace_records(x, y);
+        if (order < 0) { only_a++; i++; continue; }
+        if (order > 0) { only_b++; j++; continue; }
+        i++, j++, common++;
+        if (x->n != y->n) {
+            fprintf(out, "first difference: %s, layer %d, position %d: %d values in A, %d in B\n", x->op, x->layer,
+                    x->pos, x->n, y->n);
+            failed = 1;
+            break;
+        }
+        double err = 0.0, scale = 1.0;
+        int at = 0;
+        for (int k = 0; k < x->n; k++) {
+            double d = fabs((double)x->values[k] - (double)y->values[k]);
+            if (!(d <= err)) { err = d; at = k; }   /* a NaN counts as the worst */
+            if (fabs((double)y->values[k]) > scale) scale = fabs((double)y->values[k]);
+        }
+        if (!(err / scale <= tolerance)) {
+            fprintf(out, "first op beyond %g: %s, layer %d, position %d: max |A - B| = %.3g (record scale %.3g) at "
+                    "element %d: A %.7g, B %.7g\n", tolerance, x->op, x->layer, x->pos, err, scale, at,
+                    (double)x->values[at], (double)y->values[at]);
+            if (x->op_index == 0)
+                fprintf(out, "  (embed is the first op: were the two traces given the same tokens?)\n");
+            fprintf(out, "  the %d records before it agree within %.3g\n", common - 1, worst);
+            failed = 1;
+        } else if (err / scale >= worst) {
+            worst = err / scale;
+            worst_at = x;
+        }
+    }
+    if (!failed) {
+        only_a += a.n_records - i;
+        only_b += b.n_records - j;
+        if (common == 0) fatal("the traces %s and %s have no (op, layer, position) in common", path_a, path_b);
+        fprintf(out, "%d records in both traces (%d only in A, %d only in B), all within %g: the largest error is "
+                "%.3g (%s, layer %d, position %d)\n", common, only_a, only_b, tolerance, worst, worst_at->op,
+                worst_at->layer, worst_at->pos);
+    }
+    free(a.records); free(a.data); free(b.records); free(b.data);
+    return failed;
+}
+
 /* ===========================================================================
- * 14. The command line
+ * 15. The command line
  * =========================================================================*/
 #ifndef RUN_NO_MAIN
 
 #define DEFAULT_MODEL "models/stories.lamp"
+#if defined(LAMP_OPENCL)
+#define BACKEND_NAMES "cpu, reference, opencl"
+#define DEFAULT_BACKEND_NAME "opencl"
+#elif defined(LAMP_CUDA)
+#define BACKEND_NAMES "cpu, reference, cuda"
+#define DEFAULT_BACKEND_NAME "cuda"
+#else
+#define BACKEND_NAMES "cpu, reference (OpenCL and CUDA: make opencl, make cuda)"
+#define DEFAULT_BACKEND_NAME "cpu"
+#endif
 
 void print_usage(FILE *out) {
     fprintf(out,
@@ -2189,6 +2707,10 @@ void print_usage(FILE *out) {
         "  --threads N  threads for matmul and attention, at most the CPUs present [OMP_NUM_THREADS, else the physical cores]\n"
         "  --reference  run Part I of run.c only: the plain forward pass, one token at a\n"
         "             time, plain KV cache and matmul (slow; the reference the fast path is checked against)\n"
+        "  --backend NAME  the ops table the forward pass runs on: " BACKEND_NAMES " [" DEFAULT_BACKEND_NAME "]\n"
+        "  --trace FILE  write every op's output (op, layer, position, values) to FILE (docs/porting.md)\n"
+        "  --compare-traces A B  name the first op, layer and position where traces A and B differ by more\n"
+        "             than --tolerance [1e-4] (relative to the values' scale above 1); exit 1 if one does\n"
         "  -v         verbose: print the seed, the token ids and timing on stderr\n"
         "  -h         this help\n"
         "The text goes to stdout; load time and tokens per second to stderr.\n"
@@ -2223,7 +2745,8 @@ uint64_t parse_seed(const char *text) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
-    const char *system_prompt = NULL, *eval_path = NULL;
+    const char *system_prompt = NULL, *eval_path = NULL, *backend_name = NULL, *trace_path = NULL;
+    double tolerance = 1e-4;
     float temperature = 1.0f, topp = 0.9f, minp = 0.0f;
     int topk = 0, steps = 256, threads = 0, verbose = 0, reference = 0, chat_template = -1;
     uint64_t seed = 0;
@@ -2233,6 +2756,12 @@ int main(int argc, char **argv) {
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) { print_usage(stdout); return 0; }
         if (strcmp(arg, "-v") == 0) { verbose = 1; continue; }
         if (strcmp(arg, "--reference") == 0) { reference = 1; continue; }
+        if (strcmp(arg, "--compare-traces") == 0) {
+            if (i + 2 >= argc) fatal("--compare-traces needs two trace files; -h for help");
+            for (int k = i + 3; k + 1 < argc; k += 2)
+                if (!strcmp(argv[k], "--tolerance")) tolerance = parse_number("--tolerance", argv[k + 1], 0, 1e30, 0);
+            return compare_traces(argv[i + 1], argv[i + 2], tolerance, stdout);
+        }
         if (arg[0] != '-') {
             if (model_path) fatal("two model files given ('%s' and '%s'); -h for help", model_path, arg);
             model_path = arg;
@@ -2241,7 +2770,8 @@ int main(int argc, char **argv) {
         int known = !strcmp(arg, "-t") || !strcmp(arg, "-p") || !strcmp(arg, "-k") || !strcmp(arg, "-s") ||
                     !strcmp(arg, "-n") || !strcmp(arg, "-i") || !strcmp(arg, "-z") || !strcmp(arg, "-m") ||
                     !strcmp(arg, "-y") || !strcmp(arg, "-f") || !strcmp(arg, "--threads") ||
-                    !strcmp(arg, "--min-p") || !strcmp(arg, "--chat-template");
+                    !strcmp(arg, "--min-p") || !strcmp(arg, "--chat-template") || !strcmp(arg, "--backend") ||
+                    !strcmp(arg, "--trace");
         if (!known) fatal("unknown option '%s'; -h for help", arg);
         if (i + 1 >= argc) fatal("option %s needs a value; -h for help", arg);
         const char *value = argv[++i];
@@ -2257,6 +2787,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "-m")) mode = value;
         else if (!strcmp(arg, "-f")) eval_path = value;
         else if (!strcmp(arg, "--min-p")) minp = (float)parse_number("--min-p", value, 0, 1, 0);
+        else if (!strcmp(arg, "--backend")) backend_name = value;
+        else if (!strcmp(arg, "--trace")) trace_path = value;
         else if (!strcmp(arg, "--chat-template")) {
             for (int k = 0; k < N_CHAT_TEMPLATES; k++)
                 if (strcmp(value, chat_template_names[k]) == 0) chat_template = k;
@@ -2273,6 +2805,12 @@ int main(int argc, char **argv) {
             fatal("no model given and the default " DEFAULT_MODEL " is not here; usage: run MODEL [options] (-h for help)");
         model_path = DEFAULT_MODEL;
     }
+    const Backend *backend = &DEFAULT_BACKEND;
+    if (backend_name && !(backend = find_backend(backend_name)))
+        fatal("unknown backend '%s' for --backend: this build has %s", backend_name, BACKEND_NAMES);
+    if (reference && (backend_name || trace_path))
+        fatal("--reference runs Part I's forward() alone, with no ops table to %s; use --backend reference",
+              trace_path ? "trace" : "choose");
     if (seed == 0) seed = (uint64_t)(unsigned int)time(NULL); /* as llama2.c; never 0 */
 #ifdef _OPENMP
     if (threads == 0 && !getenv("OMP_NUM_THREADS")) threads = physical_cores();
@@ -2304,7 +2842,11 @@ int main(int argc, char **argv) {
         tok->eos_id = transformer.config.eos_id;
     }
     if (reference) malloc_run_state(&transformer);   /* Part I */
-    else malloc_fast_state(&transformer);            /* Part II */
+    else start_backend(&transformer, backend);       /* Part II */
+    if (trace_path) {
+        if (!(transformer.trace = fopen(trace_path, "wb"))) fatal("cannot create trace %s: %s", trace_path, strerror(errno));
+        if (fwrite("LAMPTRC1", 1, 8, transformer.trace) != 8) fatal("cannot write the trace %s", trace_path);
+    }
     RunInfo info = {verbose, time_now() - t0};
 
     Sampler sampler;
@@ -2320,7 +2862,13 @@ int main(int argc, char **argv) {
             fprintf(stderr, "weights int8 (Q8_0, groups of %d)\n", transformer.weights.group_size);
         else
             fprintf(stderr, "weights float32\n");
-        fprintf(stderr, "path %s\n", reference ? "reference (Part I: one token at a time)" : "fast (Part II: chunks of up to 128 positions)");
+        if (reference) {
+            fprintf(stderr, "path reference (Part I's forward(): one token at a time)\n");
+        } else {
+            char device[256];
+            backend->describe(&transformer, device, sizeof device);
+            fprintf(stderr, "backend %s: %s\n", backend->name, device);
+        }
 #ifdef _OPENMP
         fprintf(stderr, "threads %d\n", omp_get_max_threads());
 #endif

@@ -235,6 +235,32 @@ START_TEST(test_bad_flags) {
     write_file(TMP_DIR "/blank.txt", "\n\n\n", 3);
     expect_error(NULL, ARGS(run, GOOD_LAMP, "-m", "eval", "-f", TMP_DIR "/blank.txt"), "no text");
     expect_error(NULL, ARGS(run, GOOD_LAMP, GOOD_LAMP), "two model files");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "--backend", "tpu"), "unknown backend");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "--reference", "--trace", TMP_DIR "/x.trace"), "--backend reference");
+    expect_error(NULL, ARGS(run, GOOD_LAMP, "--trace", "tests/no-such-dir/x.trace"), "cannot create trace");
+    expect_error(NULL, ARGS(run, "--compare-traces", "tests/no-such.trace", "tests/no-such.trace"), "cannot open trace");
+    expect_error(NULL, ARGS(run, "--compare-traces", "Makefile", "Makefile"), "not a lamp trace");
+    expect_error(NULL, ARGS(run, "--compare-traces", "Makefile"), "two trace files");
+}
+END_TEST
+
+/* --trace from two backends of the same run, compared by --compare-traces:
+ * they agree (exit 0); -v names the backend. */
+START_TEST(test_trace_two_backends) {
+    char *run = (char *)program("run");
+    mkdir(TMP_DIR, 0755);
+    Proc a = run_program(NULL, ARGS(run, GOOD_LAMP, "-s", "5", "-n", "6", "-i", "the", "-v", "--trace", TMP_DIR "/cli-a.trace"));
+    Proc b = run_program(NULL, ARGS(run, GOOD_LAMP, "-s", "5", "-n", "6", "-i", "the", "--backend", "reference", "--trace",
+                                    TMP_DIR "/cli-b.trace"));
+    ck_assert_msg(a.code == 0 && b.code == 0, "exit %d/%d: %s %s", a.code, b.code, a.err, b.err);
+    ck_assert_str_eq(a.out, b.out);
+    ck_assert_msg(strstr(a.err, "backend ") != NULL, "-v does not name the backend: %s", a.err);
+    Proc c = run_program(NULL, ARGS(run, "--compare-traces", TMP_DIR "/cli-a.trace", TMP_DIR "/cli-b.trace"));
+    ck_assert_msg(c.exited && c.code == 0 && strstr(c.out, "all within"), "exit %d: %s %s", c.code, c.out, c.err);
+    printf("--trace, default backend vs reference: %s", c.out);
+    free_proc(&a);
+    free_proc(&b);
+    free_proc(&c);
 }
 END_TEST
 
@@ -253,7 +279,8 @@ END_TEST
 START_TEST(test_help_documents_every_flag) {
     Proc p = run_program(NULL, ARGS((char *)program("run"), "-h"));
     ck_assert_int_eq(p.code, 0);
-    const char *flags[] = {"-t ", "-p ", "-k ", "-s ", "-n ", "-i ", "-z ", "-m ", "-y ", "-f ", "--threads", "-v ", "-h "};
+    const char *flags[] = {"-t ", "-p ", "-k ", "-s ", "-n ", "-i ", "-z ", "-m ", "-y ", "-f ", "--threads", "--backend", "--trace",
+                           "--compare-traces", "-v ", "-h "};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ck_assert_msg(strstr(p.out, flags[i]) != NULL, "-h does not document %s", flags[i]);
     free_proc(&p);
@@ -385,6 +412,7 @@ int main(void) {
     tcase_set_timeout(good, 120);
     tcase_add_test(good, test_help_documents_every_flag);
     tcase_add_test(good, test_generate_reproducible);
+    tcase_add_test(good, test_trace_two_backends);
     tcase_add_test(good, test_generate_int8);
     tcase_add_test(good, test_eval);
     tcase_add_test(good, test_chat_turns_and_context_full);

@@ -24,7 +24,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-GENERATORS = ["gen_tokenizer.py", "gen_tokenizer_bytelevel.py", "gen_sampler.py", "gen_forward.py",
+GENERATORS = ["gen_tokenizer.py", "gen_tokenizer_bytelevel.py", "gen_sampler.py", "gen_forward.py", "gen_trace.py",
               "gen_forward_q8.py", "gen_train.py",
               "gen_exercise_qkv_bias.py", "gen_exercise_geglu.py", "gen_exercise_int4.py"]
 LOGITS_TOLERANCE = 1e-6
@@ -52,12 +52,36 @@ def compare_ints_floats(committed, fresh):
     return None if delta <= TRAIN_TOLERANCE * scale else f"max |delta| {delta:.3g} of {scale:.3g}"
 
 
+def read_trace(path):
+    """gen_trace.py's (and ./run --trace's) records: [(op, layer, pos, values)]."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"LAMPTRC1", path
+    records, at = [], 8
+    while at < len(data):
+        op = data[at:at + 16].rstrip(b"\0").decode()
+        layer, pos, n = np.frombuffer(data, "<i4", 3, at + 16)
+        records.append((op, int(layer), int(pos), np.frombuffer(data, "<f4", int(n), at + 28)))
+        at += 28 + 4 * int(n)
+    return records
+
+
+def compare_traces(committed, fresh):
+    """Same records in the same order; values within LOGITS_TOLERANCE of their record's scale."""
+    a, b = read_trace(committed), read_trace(fresh)
+    if [r[:3] + (len(r[3]),) for r in a] != [r[:3] + (len(r[3]),) for r in b]:
+        return "different records (ops, layers, positions or sizes)"
+    worst = max(float(np.abs(x[3] - y[3]).max()) / max(1.0, float(np.abs(y[3]).max())) for x, y in zip(a, b))
+    return None if worst <= LOGITS_TOLERANCE else f"max relative |delta| {worst:.3g}"
+
+
 def compare(committed, fresh):
     """Return None if the files agree, else what differs."""
     if not os.path.exists(fresh):
         return "the generator did not produce it"
     if committed.endswith((".grads", ".adamw")) and os.path.exists(committed):
         return compare_ints_floats(committed, fresh)
+    if committed.endswith(".trace"):
+        return compare_traces(committed, fresh)
     if committed.endswith(".logits"):
         ids_a, logits_a = read_logits(committed)
         ids_b, logits_b = read_logits(fresh)
