@@ -32,9 +32,9 @@ static void kit_training_check(const char *exercise_hint) {
     load_grads_model(&m, "tests/golden/train/tiny.lamp", &g);
     float loss = model_forward(&m, g.inputs, g.targets, g.B);
     if (!(fabs((double)loss - g.loss) <= 1e-5 * g.loss))
-        kit_fail("the mean loss of the batch is %s, PyTorch's %.7g: the forward is wrong (cross-entropy: "
-                 "-log softmax(logits)[target], averaged by model_forward). %s", GOT(loss), (double)g.loss,
-                 exercise_hint);
+        kit_fail("the mean loss of the batch is %s, PyTorch's %.7g: the forward is wrong before any gradient "
+                 "is computed; crossentropy_forward() computes the loss (exercise crossentropy: in a handout "
+                 "with it, do it first). %s", GOT(loss), (double)g.loss, exercise_hint);
     model_backward(&m, g.B, 1.0f / (float)(g.B * g.T));
     const int order[N_TENSORS] = {T_WCLS, T_RMS_FINAL, T_W2, T_W1, T_W3, T_RMS_FFN, T_WO, T_WQ, T_WK, T_WV,
                                   T_RMS_ATT, T_EMBEDDING};

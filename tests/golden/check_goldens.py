@@ -26,7 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 GENERATORS = ["gen_tokenizer.py", "gen_tokenizer_bytelevel.py", "gen_sampler.py", "gen_forward.py", "gen_trace.py",
               "gen_forward_q8.py", "gen_train.py",
-              "gen_exercise_qkv_bias.py", "gen_exercise_geglu.py", "gen_exercise_int4.py"]
+              "gen_exercise_qkv_bias.py", "gen_exercise_geglu.py", "gen_exercise_int4.py",
+              "gen_exercise_kit.py", "gen_exercise_extend.py"]
 LOGITS_TOLERANCE = 1e-6
 # train/*.grads and *.adamw (gen_train.py): int32 n, int32 ints[n], then float32
 # values. Ints must match exactly, floats within this fraction of the largest.

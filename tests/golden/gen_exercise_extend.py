@@ -43,6 +43,7 @@ ROPE_SCALE, WINDOW = 4.0, 8
 
 
 def with_header_field(path, offset, fmt, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(BASE, "rb") as f:
         data = bytearray(f.read())
     assert data[offset:offset + 4] == b"\0\0\0\0", "the field's bytes must be unused (zero) in the base file"
@@ -104,6 +105,7 @@ def main():
         new = out[0, 1:].tolist()
         lines.append("%g %d %s" % (penalty, len(new), " ".join(map(str, new))))
         print("repetition penalty %g: %d distinct of %d tokens" % (penalty, len(set(new)), len(new)))
+    os.makedirs(os.path.join(OUT, "repetition-penalty"), exist_ok=True)
     with open(os.path.join(OUT, "repetition-penalty", "greedy.txt"), "w") as f:
         f.write("# penalty n_tokens ids (transformers generate, greedy, from [BOS=1], tests/golden/forward/"
                 "gqa-untied.lamp)\n")
