@@ -688,7 +688,7 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
  *  10. attention over a KV cache stored in blocks its kernels read with
  *      whole SIMD vectors (attention_chunk() and attend_one() for
  *      attention()), and the forward pass of a chunk;
- *  11. threads: how many, by default.
+ *  11. threads: how many, and how they wait, by default.
  * tests/test_forward.c checks each against Part I. How much each buys, and
  * how it was measured: docs/performance.md.
  * #########################################################################*/
@@ -1676,6 +1676,27 @@ int physical_cores(void) {
 }
 #endif
 
+/* Waiting threads sleep. Every parallel loop ends with its threads waiting
+ * for the last one. OpenMP's threads wait spinning by default, the fastest
+ * answer on an idle machine; but when another program holds a core, the
+ * thread everybody waits for is the one that lost its core, and the ones
+ * spinning keep a core from it: tokens and training steps then take many
+ * times longer (docs/performance.md, "a busy machine"). Sleeping threads
+ * (OMP_WAIT_POLICY=passive) hand their core back. OpenMP reads the policy
+ * once, before main() starts, and has no call to change it later, so main()
+ * puts it in the environment and starts the program again (execv: the same
+ * process and arguments). A policy the user chose (OMP_WAIT_POLICY, or
+ * libgomp's GOMP_SPINCOUNT) is kept; if the exec fails, the run goes on
+ * with spinning threads. train.c does the same. */
+void wait_passively_by_default(char **argv) {
+#if defined(_OPENMP) && defined(__linux__)
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);   /* returns only if it failed */
+#endif
+    (void)argv;
+}
+
 
 /* ###########################################################################
  * PART III — FILES AND THE COMMAND LINE
@@ -2343,6 +2364,7 @@ uint64_t parse_seed(const char *text) {
 }
 
 int main(int argc, char **argv) {
+    wait_passively_by_default(argv);   /* section 11 */
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
     const char *system_prompt = NULL, *eval_path = NULL;
     float temperature = 1.0f, topp = 0.9f, minp = 0.0f;
