@@ -683,7 +683,7 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
  *      (forward_chunk() for forward()), so every weight read from memory
  *      serves many positions;
  *   8. the register-tiled matmul for a chunk (matmul_chunk() for matmul());
- *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 kernel, and
+ *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 and AVX-512 kernels, and
  *      the tiled int8 matmul of a chunk, matmul_q8_chunk());
  *  10. attention over a KV cache stored in blocks its kernels read with
  *      whole SIMD vectors (attention_chunk() and attend_one() for
@@ -1153,6 +1153,63 @@ float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float
 #define DOT_Q8 dot_q8_avx2
 #else
 #define DOT_Q8 dot_q8
+#endif
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* dot_q8_avx2 with 512-bit vectors, for CPUs with AVX-512 VNNI: 64 byte
+ * products per vpdpbusd. The sign trick of dot32_i8 without vpsignb, which
+ * 512-bit registers lack: the bytes where x < 0 form a mask, and a masked
+ * subtract from zero negates w there. (|x| = 128 cannot occur: quantize_q8
+ * stops at -127.) Replaces dot_q8_avx2 where groups are whole 64-byte
+ * vectors; the same groups of four, the same float steps, the same bits
+ * (tests/test_forward.c). */
+static inline __m512i dot64_i8(__m512i sum, __m512i w, __m512i x) {
+    __m512i w_signed = _mm512_mask_sub_epi8(w, _mm512_movepi8_mask(x), _mm512_setzero_si512(), w);
+    return _mm512_dpbusd_epi32(sum, _mm512_abs_epi8(x), w_signed);
+}
+
+static inline float dot_q8_vnni512_body(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n,
+                                        int gs) {
+    int n_groups = n / gs, g = 0;
+    __m128 acc = _mm_setzero_ps();   /* lane k holds dot_q8's acc[k] */
+    for (; g + 4 <= n_groups; g += 4) {
+        __m256i sums[4];
+        for (int k = 0; k < 4; k++) {
+            const int8_t *wg = w + (size_t)(g + k) * gs, *xg = x + (size_t)(g + k) * gs;
+            _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+            __m512i s = _mm512_setzero_si512();
+            for (int j = 0; j < gs; j += 64)
+                s = dot64_i8(s, _mm512_loadu_si512(wg + j), _mm512_loadu_si512(xg + j));
+            sums[k] = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        }
+        /* from here on, dot_q8_avx2_body's steps */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g), _mm_loadu_ps(xs + g));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    for (; g < n_groups; g++) {
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        __m512i s = _mm512_setzero_si512();
+        for (int j = 0; j < gs; j += 64) s = dot64_i8(s, _mm512_loadu_si512(wg + j), _mm512_loadu_si512(xg + j));
+        lanes[g % 4] = MADD((float)_mm512_reduce_add_epi32(s), ws[g] * xs[g], lanes[g % 4]);
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+float dot_q8_vnni512(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    switch (gs) {
+    case 64: return dot_q8_vnni512_body(w, ws, x, xs, n, 64);
+    case 128: return dot_q8_vnni512_body(w, ws, x, xs, n, 128);
+    default:
+        if (gs % 64 != 0) return dot_q8_avx2(w, ws, x, xs, n, gs);   /* groups of 32, 96, ...: 256-bit */
+        return dot_q8_vnni512_body(w, ws, x, xs, n, gs);
+    }
+}
+#undef DOT_Q8
+#define DOT_Q8 dot_q8_vnni512
 #endif
 
 /* out (T, d) = x (T, n) @ W (d, n) transposed, W and x in int8 groups.
