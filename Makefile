@@ -12,7 +12,9 @@
 #   make test-exercises  each exercise check fails here, passes with its
 #                   reference solution (docs/exercises.md)
 #   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
-#                   bounds (docs/performance.md; needs the virtualenv below)
+#                   bounds (docs/performance.md; needs the virtualenv below),
+#                   then beside llama.cpp if tools/bench_peers.py --install built it
+#   make bench-peers  lamp and llama.cpp side by side only
 #
 # Python-side checks (need the virtualenv that .ci/run creates):
 #   make test-python   tokenizer vs sentencepiece on whole files (encoding and training),
@@ -49,7 +51,7 @@ TESTS = $(addprefix $(OUT)/tests/test_,$(TEST_NAMES))
 PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench bench-peers test-exercises
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -163,6 +165,15 @@ bench: $(OUT)/run $(OUT)/tokenizer
 	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
 	$(PYTHON) -m tools.bench --out build/bench
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
+	@if [ -x $(HOME)/.cache/lamp/llama-build/bin/llama-bench ]; then $(MAKE) --no-print-directory bench-peers; \
+	 else echo "llama.cpp beside lamp: build it once with '$(PYTHON) -m tools.bench_peers --install', then make bench-peers"; fi
+
+# lamp and llama.cpp (llama-bench, built by tools/bench_peers.py --install)
+# side by side: stories110M shape, 2 threads, interleaved runs, medians.
+bench-peers: $(OUT)/run $(OUT)/tokenizer
+	@mkdir -p build/bench
+	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
+	$(PYTHON) -m tools.bench_peers --out build/bench
 
 # ---- Ports (docs/porting.md) ----
 # The golden tests again, with matmul() on an OpenCL device (PoCL on a CPU).
