@@ -13,7 +13,9 @@
 #   make test-exercises  each exercise's checks fail on a handout and pass
 #                   with its solution; all solved grades 100% (CI)
 #   make bench      tokens/s of ./run beside this machine's bandwidth and FLOP
-#                   bounds (docs/performance.md; needs the virtualenv below)
+#                   bounds (docs/performance.md; needs the virtualenv below),
+#                   then beside llama.cpp if tools/bench_peers.py --install built it
+#   make bench-peers  lamp and llama.cpp side by side only
 #   make fuzz       each libFuzzer target (clang, ASan + UBSan) for FUZZ_SECONDS
 #                   [60] seconds; any finding fails (docs/fuzzing.md)
 #
@@ -53,7 +55,7 @@ PROGRAMS = $(OUT)/run $(OUT)/tokenizer $(OUT)/train
 COMMON = tokenizer.c tokenizer.h unicode_table.h util.h
 PORTS = port/opencl.c port/cuda.c   # included by run.c in the port builds
 
-.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench test-exercises fuzz fuzz-build
+.PHONY: all tests test debug asan run clean test-python goldens docs-images model shakespeare opencl cuda cuda-test bench bench-peers test-exercises fuzz fuzz-build
 all: $(PROGRAMS)
 tests: $(TESTS)
 
@@ -213,6 +215,15 @@ bench: $(OUT)/run $(OUT)/tokenizer
 	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
 	$(PYTHON) -m tools.bench --out build/bench
 	$(PYTHON) tools/plot_roofline.py build/bench/results.json build/bench/roofline.png
+	@if [ -x $(HOME)/.cache/lamp/llama-build/bin/llama-bench ]; then $(MAKE) --no-print-directory bench-peers; \
+	 else echo "llama.cpp beside lamp: build it once with '$(PYTHON) -m tools.bench_peers --install', then make bench-peers"; fi
+
+# lamp and llama.cpp (llama-bench, built by tools/bench_peers.py --install)
+# side by side: stories110M shape, 2 threads, interleaved runs, medians.
+bench-peers: $(OUT)/run $(OUT)/tokenizer
+	@mkdir -p build/bench
+	$(CC) $(ALL_CFLAGS) -o build/bench/roofline tools/roofline.c
+	$(PYTHON) -m tools.bench_peers --out build/bench
 
 # ---- Ports (docs/porting.md) ----
 # The whole forward pass on an OpenCL device (port/opencl.c; PoCL runs it on

@@ -758,7 +758,8 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
  *      (forward_chunk() for forward()), so every weight read from memory
  *      serves many positions;
  *   8. the register-tiled matmul for a chunk (matmul_chunk() for matmul());
- *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 kernel);
+ *   9. int8 weights, Q8_0 (quantize_q8, dot_q8 and its AVX2 and AVX-512 kernels, and
+ *      the tiled int8 matmul of a chunk, matmul_q8_chunk());
  *  10. attention over a KV cache stored in blocks its kernels read with
  *      whole SIMD vectors (attention_chunk() and attend_one() for
  *      attention());
@@ -766,7 +767,7 @@ void generate(Transformer *t, Tokenizer *tok, Sampler *sampler, const char *prom
  *      this part's code is one backend, Part I's functions another, and
  *      ports to other hardware (port/) more; --trace writes every op's
  *      output;
- *  12. threads: how many, by default.
+ *  12. threads: how many, and how they wait, by default.
  * tests/test_forward.c checks each against Part I. How much each buys, and
  * how it was measured: docs/performance.md.
  * #########################################################################*/
@@ -1229,11 +1230,69 @@ float dot_q8_avx2(const int8_t *w, const float *ws, const int8_t *x, const float
 #define DOT_Q8 dot_q8
 #endif
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* dot_q8_avx2 with 512-bit vectors, for CPUs with AVX-512 VNNI: 64 byte
+ * products per vpdpbusd. The sign trick of dot32_i8 without vpsignb, which
+ * 512-bit registers lack: the bytes where x < 0 form a mask, and a masked
+ * subtract from zero negates w there. (|x| = 128 cannot occur: quantize_q8
+ * stops at -127.) Replaces dot_q8_avx2 where groups are whole 64-byte
+ * vectors; the same groups of four, the same float steps, the same bits
+ * (tests/test_forward.c). */
+static inline __m512i dot64_i8(__m512i sum, __m512i w, __m512i x) {
+    __m512i w_signed = _mm512_mask_sub_epi8(w, _mm512_movepi8_mask(x), _mm512_setzero_si512(), w);
+    return _mm512_dpbusd_epi32(sum, _mm512_abs_epi8(x), w_signed);
+}
+
+static inline float dot_q8_vnni512_body(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n,
+                                        int gs) {
+    int n_groups = n / gs, g = 0;
+    __m128 acc = _mm_setzero_ps();   /* lane k holds dot_q8's acc[k] */
+    for (; g + 4 <= n_groups; g += 4) {
+        __m256i sums[4];
+        for (int k = 0; k < 4; k++) {
+            const int8_t *wg = w + (size_t)(g + k) * gs, *xg = x + (size_t)(g + k) * gs;
+            _mm_prefetch((const char *)(wg + PREFETCH_AHEAD), _MM_HINT_T0);
+            __m512i s = _mm512_setzero_si512();
+            for (int j = 0; j < gs; j += 64)
+                s = dot64_i8(s, _mm512_loadu_si512(wg + j), _mm512_loadu_si512(xg + j));
+            sums[k] = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        }
+        /* from here on, dot_q8_avx2_body's steps */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g), _mm_loadu_ps(xs + g));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    for (; g < n_groups; g++) {
+        const int8_t *wg = w + (size_t)g * gs, *xg = x + (size_t)g * gs;
+        __m512i s = _mm512_setzero_si512();
+        for (int j = 0; j < gs; j += 64) s = dot64_i8(s, _mm512_loadu_si512(wg + j), _mm512_loadu_si512(xg + j));
+        lanes[g % 4] = MADD((float)_mm512_reduce_add_epi32(s), ws[g] * xs[g], lanes[g % 4]);
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+float dot_q8_vnni512(const int8_t *w, const float *ws, const int8_t *x, const float *xs, int n, int gs) {
+    switch (gs) {
+    case 64: return dot_q8_vnni512_body(w, ws, x, xs, n, 64);
+    case 128: return dot_q8_vnni512_body(w, ws, x, xs, n, 128);
+    default:
+        if (gs % 64 != 0) return dot_q8_avx2(w, ws, x, xs, n, gs);   /* groups of 32, 96, ...: 256-bit */
+        return dot_q8_vnni512_body(w, ws, x, xs, n, gs);
+    }
+}
+#undef DOT_Q8
+#define DOT_Q8 dot_q8_vnni512
+#endif
+
 /* out (T, d) = x (T, n) @ W (d, n) transposed, W and x in int8 groups.
  * One row at a time, against every position of the chunk while the row
  * (n bytes) sits in L1: each weight comes from memory once per chunk.
  * dot_fn is dot_q8 (the portable loop: Part I's linear() uses it) or
- * DOT_Q8 (the fastest this CPU has: the fast path uses it). */
+ * DOT_Q8 (the fastest this CPU has: the fast path uses it for one
+ * position; a chunk goes to matmul_q8_chunk(), below). */
 void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, int n, int d,
                int T, int gs, DotQ8 dot_fn) {
     size_t groups = (size_t)(n / gs);   /* per row */
@@ -1246,6 +1305,217 @@ void matmul_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, 
     }
 }
 
+/* --- the tiled int8 matmul for a chunk -------------------------------------
+ * matmul_q8() above is one dot_q8 per (row, position): for a chunk it
+ * reloads every position's x for every row, and each dot product ends each
+ * group with a horizontal add across a vector. Section 8's answer works
+ * here too: a tile of Q8_ROWS rows of W by Q8_PANEL positions of x, its
+ * int32 group sums in vector registers, one lane per position. x is
+ * rearranged first into panels (pack_q8_panels()): for each 4 consecutive
+ * inputs k, the 4 bytes of each of Q8_PANEL positions side by side, so one
+ * vector load brings 4 inputs of 16 positions, and one 4-byte broadcast of
+ * a weight row meets all of them. The instruction made for this is VNNI's
+ * vpdpbusd: in each 32-bit lane, 4 byte products added to an int32 sum.
+ *
+ * Every output gets exactly dot_q8's arithmetic: the int32 sum of a group
+ * is exact whichever way it is added up, and the float steps after it are
+ * dot_q8's, in its order (acc[g % 4], then the two pairs). So the chunk
+ * gives the bits one position at a time gives, on every kernel below
+ * (tests/test_forward.c checks each against the portable one and dot_q8).
+ *
+ * The loops: each thread takes tiles of Q8_ROWS rows; for each group g of
+ * those rows (Q8_ROWS x gs bytes, in L1), every panel of the chunk (all of
+ * x, in L2); the float sums of the whole chunk for those rows wait in
+ * acc[4][Q8_ROWS][CHUNK], in L1. */
+#define Q8_ROWS 4
+#define Q8_PANEL 16
+
+/* Bytes and floats of scratch matmul_q8_chunk() needs for T positions of n
+ * inputs in groups of gs: x as panels, then its scales as panels. */
+size_t q8_panel_bytes(int T, int n) { return (size_t)(T + Q8_PANEL - 1) / Q8_PANEL * Q8_PANEL * n; }
+size_t q8_scale_panel_floats(int T, int n, int gs) { return q8_panel_bytes(T, n) / (size_t)gs; }
+
+/* x (T, n) into panels of Q8_PANEL positions: input k of position p * 16 + j
+ * is at xp[p][k / 4][j][k % 4], its group's scale at xsp[p][g][j].
+ * Positions past T are zeros (scale 0), so the kernels need no edge case. */
+void pack_q8_panels(int8_t *xp, float *xsp, const int8_t *xq, const float *xs, int n, int gs, int T) {
+    int panels = (T + Q8_PANEL - 1) / Q8_PANEL, groups = n / gs;
+    #pragma omp for schedule(static)
+    for (int p = 0; p < panels; p++) {
+        int8_t *dst = xp + (size_t)p * Q8_PANEL * n;
+        float *dst_scales = xsp + (size_t)p * Q8_PANEL * groups;
+        for (int j = 0; j < Q8_PANEL; j++) {
+            int t = p * Q8_PANEL + j;
+            for (int k = 0; k < n; k += 4)
+                for (int b = 0; b < 4; b++)
+                    dst[((size_t)(k / 4) * Q8_PANEL + j) * 4 + b] = t < T ? xq[(size_t)t * n + k + b] : 0;
+            for (int g = 0; g < groups; g++)
+                dst_scales[(size_t)g * Q8_PANEL + j] = t < T ? xs[(size_t)t * groups + g] : 0.0f;
+        }
+    }
+}
+
+/* The int32 sums of one group for a tile: for r < Q8_ROWS and j < Q8_PANEL,
+ *     isum[r][j] = sum over k < gs of w[r * n + k] * x_j[k],
+ * w pointing at the group in row 0 of the tile, xp at the group in a panel.
+ * The portable kernel, the reference the others must equal (they do:
+ * every sum is exact in int32). */
+static inline void q8_tile_sums_portable(int32_t isum[Q8_ROWS][Q8_PANEL], const int8_t *w, size_t n,
+                                         const int8_t *xp, int gs) {
+    for (int r = 0; r < Q8_ROWS; r++) {
+        int32_t s[Q8_PANEL] = {0};
+        for (int k = 0; k < gs; k += 4)
+            for (int b = 0; b < 4; b++) {
+                int32_t wk = w[r * n + k + b];
+                #pragma omp simd
+                for (int j = 0; j < Q8_PANEL; j++) s[j] += wk * xp[((size_t)(k / 4) * Q8_PANEL + j) * 4 + b];
+            }
+        for (int j = 0; j < Q8_PANEL; j++) isum[r][j] = s[j];
+    }
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* AVX-512 VNNI (Intel since Ice Lake, AMD since Zen 4): the 16 positions
+ * of a panel are the 16 lanes of one 512-bit register, and each step is
+ * one vpdpbusd per row. vpdpbusd multiplies unsigned bytes by signed ones;
+ * here both are signed, and a 512-bit register has no vpsignb for
+ * dot32_i8's sign trick. So x moves up by 128 into 0..255 (flipping the top
+ * bit does it), and the sum sheds the 128 * (sum of the group's weights) this
+ * adds: the sum starts at -128 * w_sums[r], computed once per group of the
+ * tile (Q8_NEEDS_W_SUMS), and ends exact. Replaces q8_tile_sums_portable. */
+#define Q8_NEEDS_W_SUMS 1
+static inline void q8_tile_sums_vnni512(int32_t isum[Q8_ROWS][Q8_PANEL], const int8_t *w, size_t n,
+                                        const int8_t *xp, int gs, const int32_t *w_sums) {
+    __m512i sum[Q8_ROWS];
+    for (int r = 0; r < Q8_ROWS; r++) sum[r] = _mm512_set1_epi32(-128 * w_sums[r]);
+    const __m512i top_bit = _mm512_set1_epi8((char)0x80);
+    for (int k = 0; k < gs; k += 4) {
+        __m512i x_plus_128 = _mm512_xor_si512(_mm512_loadu_si512(xp + (size_t)k * Q8_PANEL), top_bit);
+        for (int r = 0; r < Q8_ROWS; r++) {
+            int32_t w4;   /* the 4 weights k .. k + 3 of row r, to every lane */
+            memcpy(&w4, w + r * n + k, 4);
+            sum[r] = _mm512_dpbusd_epi32(sum[r], x_plus_128, _mm512_set1_epi32(w4));
+        }
+    }
+    for (int r = 0; r < Q8_ROWS; r++) _mm512_storeu_si512(isum[r], sum[r]);
+}
+#define Q8_TILE_SUMS(isum, w, n, xp, gs, w_sums) q8_tile_sums_vnni512(isum, w, n, xp, gs, w_sums)
+#elif defined(HAVE_AVX2_KERNEL)
+/* AVX2 (and AVX-VNNI, through dot32_i8): a panel is two 256-bit registers
+ * of 8 positions, and dot32_i8's sign trick multiplies the broadcast
+ * weights by them. Replaces q8_tile_sums_portable. */
+#define Q8_NEEDS_W_SUMS 0
+static inline void q8_tile_sums_avx2(int32_t isum[Q8_ROWS][Q8_PANEL], const int8_t *w, size_t n,
+                                     const int8_t *xp, int gs) {
+    __m256i sum[Q8_ROWS][2];
+    for (int r = 0; r < Q8_ROWS; r++) sum[r][0] = sum[r][1] = _mm256_setzero_si256();
+    for (int k = 0; k < gs; k += 4) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xp + (size_t)k * Q8_PANEL));        /* positions 0-7 */
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xp + (size_t)k * Q8_PANEL + 32));   /* 8-15 */
+        for (int r = 0; r < Q8_ROWS; r++) {
+            int32_t w4;
+            memcpy(&w4, w + r * n + k, 4);
+            __m256i w_all = _mm256_set1_epi32(w4);
+            sum[r][0] = dot32_i8(sum[r][0], w_all, x0);
+            sum[r][1] = dot32_i8(sum[r][1], w_all, x1);
+        }
+    }
+    for (int r = 0; r < Q8_ROWS; r++) {
+        _mm256_storeu_si256((__m256i *)isum[r], sum[r][0]);
+        _mm256_storeu_si256((__m256i *)(isum[r] + 8), sum[r][1]);
+    }
+}
+#define Q8_TILE_SUMS(isum, w, n, xp, gs, w_sums) q8_tile_sums_avx2(isum, w, n, xp, gs)
+#else
+#define Q8_NEEDS_W_SUMS 0
+#define Q8_TILE_SUMS(isum, w, n, xp, gs, w_sums) q8_tile_sums_portable(isum, w, n, xp, gs)
+#endif
+
+/* The tile of rows i0 .. i0 + Q8_ROWS against every panel: their outputs
+ * at position t go to out[t * out_rs + r]. `portable` picks the kernel: a
+ * constant wherever this is inlined, so the test below is compiled away. */
+static inline void q8_row_tile(float *out, size_t out_rs, const int8_t *xp, const float *xsp, const int8_t *wq,
+                               const float *ws, int n, int T, int gs, int i0, int portable) {
+    int panels = (T + Q8_PANEL - 1) / Q8_PANEL, groups = n / gs;
+    float acc[4][Q8_ROWS][CHUNK];   /* dot_q8's four partial sums, for every position */
+    memset(acc, 0, sizeof acc);
+    for (int g = 0; g < groups; g++) {
+        const int8_t *wg = wq + (size_t)i0 * n + (size_t)g * gs;
+        int32_t w_sums[Q8_ROWS] = {0};
+        if (Q8_NEEDS_W_SUMS && !portable)
+            for (int r = 0; r < Q8_ROWS; r++)
+                for (int k = 0; k < gs; k++) w_sums[r] += wg[(size_t)r * n + k];
+        for (int p = 0; p < panels; p++) {
+            const int8_t *xpg = xp + (size_t)p * Q8_PANEL * n + (size_t)g * gs * Q8_PANEL;
+            const float *xs_g = xsp + ((size_t)p * groups + g) * Q8_PANEL;
+            int32_t isum[Q8_ROWS][Q8_PANEL];
+            if (portable) q8_tile_sums_portable(isum, wg, (size_t)n, xpg, gs);
+            else Q8_TILE_SUMS(isum, wg, (size_t)n, xpg, gs, w_sums);
+            for (int r = 0; r < Q8_ROWS; r++) {
+                float w_scale = ws[(size_t)(i0 + r) * groups + g];
+                float *a = &acc[g % 4][r][p * Q8_PANEL];
+                #pragma omp simd
+                for (int j = 0; j < Q8_PANEL; j++) a[j] = MADD((float)isum[r][j], w_scale * xs_g[j], a[j]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < Q8_ROWS; r++)
+            out[(size_t)t * out_rs + r] = (acc[0][r][t] + acc[1][r][t]) + (acc[2][r][t] + acc[3][r][t]);
+}
+
+/* Rows i0 .. i0 + rows (at most Q8_BLOCK_ROWS, a multiple of Q8_ROWS), tile
+ * by tile. out is position-major: a tile written straight into it would
+ * put 16 bytes on each of T lines d floats apart, which in a power-of-two
+ * d share one set of the L1 cache (as in matmul_chunk()). So the block's
+ * outputs are gathered first, then written a whole cache line per position. */
+#define Q8_BLOCK_ROWS 16
+static inline void q8_row_block(float *out, const int8_t *xp, const float *xsp, const int8_t *wq, const float *ws,
+                                int n, int d, int T, int gs, int i0, int rows, int portable) {
+    float block[CHUNK][Q8_BLOCK_ROWS];
+    for (int r = 0; r < rows; r += Q8_ROWS)
+        q8_row_tile(&block[0][r], Q8_BLOCK_ROWS, xp, xsp, wq, ws, n, T, gs, i0 + r, portable);
+    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * d + i0, block[t], sizeof(float) * (size_t)rows);
+}
+
+/* out (T, d) = x (T, n) @ W (d, n) transposed, for a chunk: matmul_q8()'s
+ * result, bit for bit, with the tiled kernel. Replaces matmul_q8() for a
+ * chunk. `scratch` holds the panels (q8_panel_bytes(T, n) bytes, then
+ * q8_scale_panel_floats(T, n, gs) floats; the fast state's float32 panels
+ * have room). Every output is computed by one thread: the thread count
+ * changes no bit. The last d % Q8_ROWS rows, and groups of a size that is
+ * not a multiple of 4 (llama2.c files may have them), go through DOT_Q8.
+ * `portable` = 1 runs the portable kernel (for the tests). */
+void matmul_q8_chunk(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, int n,
+                     int d, int T, int gs, void *scratch, int portable) {
+    if (gs % 4 != 0 || T > CHUNK) {
+        matmul_q8(out, xq, xs, wq, ws, n, d, T, gs, DOT_Q8);
+        return;
+    }
+    float *xsp = scratch;   /* the scales first, so they are aligned for floats */
+    int8_t *xp = (int8_t *)(xsp + q8_scale_panel_floats(T, n, gs));
+    int tiled_rows = d / Q8_ROWS * Q8_ROWS;
+    size_t groups = (size_t)(n / gs);
+    #pragma omp parallel
+    {
+        pack_q8_panels(xp, xsp, xq, xs, n, gs, T);   /* an omp for: the threads share it, then wait */
+        if (portable) {
+            #pragma omp for schedule(static) nowait
+            for (int i0 = 0; i0 < tiled_rows; i0 += Q8_BLOCK_ROWS)
+                q8_row_block(out, xp, xsp, wq, ws, n, d, T, gs, i0, tiled_rows - i0 < Q8_BLOCK_ROWS ? tiled_rows - i0 : Q8_BLOCK_ROWS, 1);
+        } else {
+            #pragma omp for schedule(static) nowait
+            for (int i0 = 0; i0 < tiled_rows; i0 += Q8_BLOCK_ROWS)
+                q8_row_block(out, xp, xsp, wq, ws, n, d, T, gs, i0, tiled_rows - i0 < Q8_BLOCK_ROWS ? tiled_rows - i0 : Q8_BLOCK_ROWS, 0);
+        }
+        #pragma omp for schedule(static)
+        for (int i = tiled_rows; i < d; i++)
+            for (int t = 0; t < T; t++)
+                out[(size_t)t * d + i] =
+                    DOT_Q8(wq + (size_t)i * n, ws + (size_t)i * groups, xq + (size_t)t * n, xs + (size_t)t * groups, n, gs);
+    }
+}
+
 /* out (T, d) = x (T, n) through the linear layer W, float32 or int8 (then
  * x is quantized on the fly, into the run state's scratch): Part I's
  * linear(), for a chunk. */
@@ -1255,7 +1525,10 @@ void linear_chunk(float *out, const float *x, Mat w, int n, int d, int T, FastSt
         return;
     }
     quantize_q8(s->xq, s->xq_scale, x, (size_t)T * n, w.group_size);
-    matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, T, w.group_size, DOT_Q8);
+    if (T == 1)
+        matmul_q8(out, s->xq, s->xq_scale, w.q, w.s, n, d, 1, w.group_size, DOT_Q8);
+    else
+        matmul_q8_chunk(out, s->xq, s->xq_scale, w.q, w.s, n, d, T, w.group_size, s->x_panels, 0);
 }
 
 /* ===========================================================================
@@ -1898,6 +2171,27 @@ int physical_cores(void) {
     return n_pairs < procs ? n_pairs : procs;   /* a container may be allowed fewer CPUs */
 }
 #endif
+
+/* Waiting threads sleep. Every parallel loop ends with its threads waiting
+ * for the last one. OpenMP's threads wait spinning by default, the fastest
+ * answer on an idle machine; but when another program holds a core, the
+ * thread everybody waits for is the one that lost its core, and the ones
+ * spinning keep a core from it: tokens and training steps then take many
+ * times longer (docs/performance.md, "a busy machine"). Sleeping threads
+ * (OMP_WAIT_POLICY=passive) hand their core back. OpenMP reads the policy
+ * once, before main() starts, and has no call to change it later, so main()
+ * puts it in the environment and starts the program again (execv: the same
+ * process and arguments). A policy the user chose (OMP_WAIT_POLICY, or
+ * libgomp's GOMP_SPINCOUNT) is kept; if the exec fails, the run goes on
+ * with spinning threads. train.c does the same. */
+void wait_passively_by_default(char **argv) {
+#if defined(_OPENMP) && defined(__linux__)
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);   /* returns only if it failed */
+#endif
+    (void)argv;
+}
 
 
 /* ###########################################################################
@@ -2744,6 +3038,7 @@ uint64_t parse_seed(const char *text) {
 }
 
 int main(int argc, char **argv) {
+    wait_passively_by_default(argv);   /* section 11 */
     const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *mode = "generate";
     const char *system_prompt = NULL, *eval_path = NULL, *backend_name = NULL, *trace_path = NULL;
     double tolerance = 1e-4;

@@ -1975,6 +1975,7 @@ void tokenize_to_shard(void) {
 }
 
 int main(int argc, char **argv) {
+    wait_passively_by_default(argv);   /* run.c, section 11: threads that wait sleep */
     parse_args(argc, argv);
     if (strcmp(opt_docs, "blank") != 0 && strcmp(opt_docs, "line") != 0)
         fatal("invalid value '%s' for --docs: expected blank or line", opt_docs);

@@ -10,8 +10,9 @@
  * The int8 (Q8_0) path is checked the same way against
  * tests/golden/gen_forward_q8.py, a numpy model of exactly its arithmetic;
  * then come the properties the fast paths must keep: a prompt processed in
- * chunks gives the logits of one token at a time, the AVX2 int8 kernel
- * gives the bits of the plain C loop, run.c's quantizer gives the bytes of
+ * chunks gives the logits of one token at a time (for int8, the same
+ * bits), the AVX2 int8 kernel and every tiled int8 kernel give the bits of
+ * the plain C loop, run.c's quantizer gives the bytes of
  * the Python one, eval's loss is the sum of the forward pass's, and the
  * thread count changes nothing. */
 #define RUN_NO_MAIN
@@ -195,6 +196,12 @@ START_TEST(test_prefill_matches_token_by_token) {
                models[m], a, CHUNK, b);
         ck_assert_msg(a <= PREFILL_TOLERANCE && b <= PREFILL_TOLERANCE, "%s: %g, %g > %g", models[m], a, b,
                       PREFILL_TOLERANCE);
+        /* int8: the tiled chunk kernel does dot_q8's arithmetic, and the
+         * attention of a chunk adds in the order of one position's, so the
+         * logits are the same bits */
+        if (strstr(models[m], "q8") || strstr(models[m], "stories.lamp"))
+            ck_assert_msg(a == 0.0f && b == 0.0f, "%s (int8): chunked logits differ from one at a time by %g, %g",
+                          models[m], a, b);
     }
 }
 END_TEST
@@ -317,6 +324,9 @@ END_TEST
 
 /* ---- the AVX2 int8 kernel ------------------------------------------------- */
 
+#define NAME_OF(f) #f
+#define EXPANDED_NAME(f) NAME_OF(f)   /* the name a macro stands for, as a string */
+
 /* dot_q8_avx2 must return the bits dot_q8 returns: the int32 group sums are
  * exact either way, and the float arithmetic after them is the same
  * operations in the same order. Random rows of 1 to 40 groups, group sizes
@@ -324,7 +334,7 @@ END_TEST
 START_TEST(test_avx2_int8_dot_matches_portable) {
 #ifdef HAVE_AVX2_KERNEL
     uint64_t rng = 42;
-    int sizes[] = {16, 32, 64, 96, 128, 256};
+    int sizes[] = {16, 32, 64, 96, 128, 192, 256};
     long compared = 0;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         int gs = sizes[k];
@@ -345,15 +355,128 @@ START_TEST(test_avx2_int8_dot_matches_portable) {
                 float a = dot_q8(w, ws, x, xs, n, gs), b = dot_q8_avx2(w, ws, x, xs, n, gs);
                 ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "gs %d, %d groups: portable %.9g, AVX2 %.9g", gs,
                               groups, a, b);
+                b = DOT_Q8(w, ws, x, xs, n, gs);   /* the fastest this build has: AVX-512 VNNI where there is one */
+                ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "gs %d, %d groups: portable %.9g, DOT_Q8 %.9g", gs,
+                              groups, a, b);
                 compared++;
             }
             free(w); free(x); free(ws); free(xs);
         }
     }
-    printf("dot_q8_avx2 = dot_q8, bit for bit, in %ld random rows\n", compared);
+    printf("dot_q8_avx2 = dot_q8 and " EXPANDED_NAME(DOT_Q8) " = dot_q8, bit for bit, in %ld random rows\n", compared);
 #else
     printf("no AVX2/FMA in this build: the AVX2 int8 kernel is not compiled, nothing to compare\n");
 #endif
+}
+END_TEST
+
+/* ---- the tiled int8 matmul of a chunk ------------------------------------ */
+
+/* matmul_q8_chunk() with the portable tile kernel, and with this build's
+ * fast one (AVX-512 VNNI, AVX2 / AVX-VNNI, or the portable one again), must
+ * both give the bits of matmul_q8() with dot_q8, one (row, position) at a
+ * time: the int32 group sums are exact, and the float steps after them are
+ * dot_q8's in its order. x: T positions of n floats, quantized here. Returns
+ * the number of outputs compared. */
+static long check_q8_chunk_kernels(const char *what, const int8_t *wq, const float *ws, int n, int d, int gs,
+                                   int T, const float *x) {
+    int8_t *xq = malloc((size_t)T * n);
+    float *xs = malloc(sizeof(float) * ((size_t)T * n / gs));
+    float *want = malloc(sizeof(float) * (size_t)T * d), *got = malloc(sizeof(float) * (size_t)T * d);
+    size_t scratch_bytes = q8_panel_bytes(T, n) + sizeof(float) * q8_scale_panel_floats(T, n, gs);
+    float *scratch = malloc(scratch_bytes);
+    ck_assert(xq && xs && want && got && scratch);
+    quantize_q8(xq, xs, x, (size_t)T * n, gs);
+    matmul_q8(want, xq, xs, wq, ws, n, d, T, gs, dot_q8);
+    matmul_q8(got, xq, xs, wq, ws, n, d, T, gs, DOT_Q8);   /* the one-position kernel, too */
+    ck_assert_msg(memcmp(want, got, sizeof(float) * (size_t)T * d) == 0, "%s (n %d, d %d, gs %d): DOT_Q8 differs",
+                  what, n, d, gs);
+    for (int portable = 1; portable >= 0; portable--) {
+        memset(got, 0xff, sizeof(float) * (size_t)T * d);   /* NaNs: an output left unwritten shows */
+        matmul_q8_chunk(got, xq, xs, wq, ws, n, d, T, gs, scratch, portable);
+        for (size_t i = 0; i < (size_t)T * d; i++)
+            ck_assert_msg(memcmp(&want[i], &got[i], sizeof(float)) == 0,
+                          "%s (n %d, d %d, gs %d, T %d): %s tile kernel, position %zu row %zu: %.9g, dot_q8 %.9g",
+                          what, n, d, gs, T, portable ? "portable" : "fast", i / d, i % d, got[i], want[i]);
+    }
+    free(xq); free(xs); free(want); free(got); free(scratch);
+    return (long)T * d;
+}
+
+/* Random weights and activations: group sizes 4 to 256, row counts that
+ * leave tails (d % Q8_ROWS) and chunk lengths that leave part of a panel
+ * (T % Q8_PANEL), extreme values (all +-127, all zero). */
+START_TEST(test_q8_chunk_kernels_random) {
+    uint64_t rng = 7;
+    int sizes[] = {4, 8, 32, 64, 96, 128, 256}, lengths[] = {2, 5, 16, 17, 33, CHUNK}, rows[] = {1, 4, 7, 13};
+    long compared = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
+        for (int groups = 1; groups <= 9; groups += 4)
+            for (size_t b = 0; b < sizeof lengths / sizeof lengths[0]; b++)
+                for (size_t c = 0; c < sizeof rows / sizeof rows[0]; c++) {
+                    int gs = sizes[a], n = gs * groups, T = lengths[b], d = rows[c];
+                    int8_t *w = malloc((size_t)d * n);
+                    float *ws = malloc(sizeof(float) * ((size_t)d * groups)), *x = malloc(sizeof(float) * (size_t)T * n);
+                    int extreme = (a + b + c) % 3;   /* 0 random, 1 all +-127, 2 some all-zero groups */
+                    for (size_t i = 0; i < (size_t)d * n; i++)
+                        w[i] = extreme == 1 ? ((i & 1) ? -127 : 127) : (int8_t)((int)(random_u32(&rng) % 255) - 127);
+                    for (size_t i = 0; i < (size_t)d * groups; i++) ws[i] = random_f32(&rng) * 0.01f;
+                    for (size_t i = 0; i < (size_t)T * n; i++)
+                        x[i] = extreme == 1 ? ((i & 2) ? -3.0f : 3.0f)
+                             : extreme == 2 && (i / gs) % 3 == 0 ? 0.0f : random_f32(&rng) - 0.5f;
+                    compared += check_q8_chunk_kernels("random", w, ws, n, d, gs, T, x);
+                    free(w); free(ws); free(x);
+                }
+    printf("matmul_q8_chunk (portable and fast tile kernels) = dot_q8, bit for bit, on %ld random outputs\n", compared);
+}
+END_TEST
+
+/* Real weights: every int8 matrix of layer 0 and the classifier of the
+ * int8 goldens (groups of 32 to 96, and llama2.c's) and of the trained
+ * models/stories.lamp (groups of 64; and requantized in groups of 32),
+ * against chunks of 128 and 37 positions (stories.lamp: 128) of
+ * activations taken from the model's own embedding table. The one-position
+ * kernel (DOT_Q8) is compared too (check_q8_chunk_kernels). */
+START_TEST(test_q8_chunk_kernels_real_weights) {
+    const char *int8_models[] = {"tests/golden/forward_q8/q8-gqa.lamp", "tests/golden/forward_q8/q8-mqa-tied.lamp",
+                                 "tests/golden/forward_q8/q8-llama2c.v2.bin", "models/stories.lamp"};
+    long compared = 0;
+    int lengths[] = {CHUNK, 37};
+    for (size_t m = 0; m < sizeof int8_models / sizeof int8_models[0]; m++) {
+        Transformer t;
+        build_transformer(&t, int8_models[m]);
+        const Config *c = &t.config;
+        int gs = t.weights.group_size, dim = c->dim, q_dim = c->n_heads * c->head_dim;
+        int kv_dim = c->n_kv_heads * c->head_dim, hidden = c->hidden_dim;
+        const QMatrix *mats[] = {&t.weights.q_wq[0], &t.weights.q_wk[0], &t.weights.q_wo[0], &t.weights.q_w1[0],
+                                 &t.weights.q_w2[0], &t.weights.q_wcls};
+        int ins[] = {dim, dim, q_dim, dim, hidden, dim}, outs[] = {q_dim, kv_dim, dim, hidden, dim, c->vocab_size};
+        float *e = malloc(sizeof(float) * dim);
+        for (size_t b = 0; b < (m == 3 ? 1 : 2); b++)   /* stories.lamp: one chunk, its matrices are larger */
+            for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+                int T = lengths[b], n = ins[i], d = outs[i];
+                float *x = malloc(sizeof(float) * (size_t)T * n);
+                for (int p = 0; p < T; p++) {   /* embedding rows, repeated to fill the wider inputs */
+                    embed(e, &t.weights, (p * 31 + 5) % c->vocab_size, dim);
+                    for (int k = 0; k < n; k++) x[(size_t)p * n + k] = e[k % dim] * (1.0f + (float)(k / dim));
+                }
+                compared += check_q8_chunk_kernels(int8_models[m], mats[i]->q, mats[i]->s, n, d, gs, T, x);
+                if (m == 3 && b == 0) {   /* the trained weights again, in groups of 32 */
+                    float *wf = malloc(sizeof(float) * (size_t)d * n);
+                    int8_t *wq = malloc((size_t)d * n);
+                    float *ws = malloc(sizeof(float) * ((size_t)d * n / 32));
+                    for (size_t k = 0; k < (size_t)d * n; k++) wf[k] = (float)mats[i]->q[k] * mats[i]->s[k / gs];
+                    quantize_q8(wq, ws, wf, (size_t)d * n, 32);
+                    compared += check_q8_chunk_kernels("models/stories.lamp in groups of 32", wq, ws, n, d, 32, T, x);
+                    free(wf); free(wq); free(ws);
+                }
+                free(x);
+            }
+        free(e);
+        free_transformer(&t);
+    }
+    printf("matmul_q8_chunk (portable and fast tile kernels) = dot_q8, bit for bit, on %ld outputs of real weights\n",
+           compared);
 }
 END_TEST
 
@@ -432,7 +555,7 @@ int main(void) {
     tcase_add_test(tc, test_rope_table_matches_per_token_formula);
     suite_add_tcase(s, tc);
     TCase *q8 = tcase_create("int8 weights");
-    tcase_set_timeout(q8, 60);
+    tcase_set_timeout(q8, 180);
     tcase_add_test(q8, test_q8_gqa);
     tcase_add_test(q8, test_q8_mqa_tied);
     tcase_add_test(q8, test_q8_llama2c_lamp);
@@ -441,6 +564,8 @@ int main(void) {
     tcase_add_test(q8, test_q8_quantizer_rounding);
     tcase_add_test(q8, test_q8_quantizer_matches_python);
     tcase_add_test(q8, test_avx2_int8_dot_matches_portable);
+    tcase_add_test(q8, test_q8_chunk_kernels_random);
+    tcase_add_test(q8, test_q8_chunk_kernels_real_weights);
     suite_add_tcase(s, q8);
     TCase *fast = tcase_create("fast paths keep the results");
     tcase_set_timeout(fast, 600);

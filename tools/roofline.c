@@ -8,7 +8,9 @@
  *                   Processing a prompt in chunks reuses every weight, so
  *                   tokens/s <= peak / FLOPs per token.
  *   int8 peak       int8 multiply-adds per second with the AVX2 sequence of
- *                   run.c's dot_q8_avx2 (vpmaddubsw + vpmaddwd + vpaddd).
+ *                   run.c's dot_q8_avx2 (vpmaddubsw + vpmaddwd + vpaddd), and,
+ *                   where the CPU has AVX-512 VNNI, with the vpdpbusd of
+ *                   run.c's tiled int8 kernel (q8_tile_sums_vnni512).
  *
  * Each number is the median of 7 runs, for 1 thread and for N threads.
  * Output: one line per measurement, "name threads value", for
@@ -178,6 +180,34 @@ static double int8_peak(long iterations) {
 }
 #endif
 
+#if defined(__AVX512VNNI__)
+/* 64 int8 multiply-adds into acc: one vpdpbusd, as in q8_tile_sums_vnni512 */
+static double int8_vnni512_peak(long iterations) {
+    double t0 = now();
+    int total = 0, threads = 1;
+    #pragma omp parallel reduction(+:total)
+    {
+        __m512i w = _mm512_set1_epi8(3), x0 = _mm512_set1_epi8(5), x1 = _mm512_set1_epi8(7);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (long i = 0; i < iterations; i++) {
+            __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(w));   /* as in int8_peak */
+            a0 = _mm512_dpbusd_epi32(a0, x0, w); a1 = _mm512_dpbusd_epi32(a1, x1, w);
+            a2 = _mm512_dpbusd_epi32(a2, x0, w); a3 = _mm512_dpbusd_epi32(a3, x1, w);
+            a4 = _mm512_dpbusd_epi32(a4, x0, w); a5 = _mm512_dpbusd_epi32(a5, x1, w);
+            a6 = _mm512_dpbusd_epi32(a6, x0, w); a7 = _mm512_dpbusd_epi32(a7, x1, w);
+        }
+        __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                     _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+        total += _mm512_reduce_add_epi32(s);
+        #pragma omp single
+        threads = omp_threads();
+    }
+    double seconds = now() - t0;
+    sink = (float)total;
+    return 64.0 * 8 * (double)iterations * threads / seconds / 1e9;
+}
+#endif
+
 int main(int argc, char **argv) {
     int threads = 2, read_only = 0;
     for (int i = 1; i < argc; i++) {
@@ -225,6 +255,10 @@ int main(int argc, char **argv) {
 #if defined(__AVX2__)
         for (int r = 0; r < RUNS; r++) v[r] = int8_peak(20000000);
         printf("int8_avx2_GMACs %d %.1f\n", t, median(v, RUNS));
+#endif
+#if defined(__AVX512VNNI__)
+        for (int r = 0; r < RUNS; r++) v[r] = int8_vnni512_peak(20000000);
+        printf("int8_vnni512_GMACs %d %.1f\n", t, median(v, RUNS));
 #endif
         fflush(stdout);
     }
