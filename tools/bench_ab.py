@@ -8,8 +8,8 @@ by `make bench` in build/bench/), 2 threads: decode (200 greedy tokens after
 BOS) and prefill (a 200-token prompt), each --runs times. Every run of A is
 followed by the same run of B (then the order flips), so the two see the
 same moments of a shared machine; the table gives the medians and B / A.
-Before each pair it waits (up to 60 s) for the CPUs to be mostly idle, as
-`make bench` does. Timing only: nothing here passes or fails.
+Before each pair it waits (up to --quiet-wait s) for the CPUs to be mostly
+idle, as `make bench` does. Timing only: nothing here passes or fails.
 """
 import argparse
 import os
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="stories110M")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--quiet-wait", type=float, default=60, help="seconds to wait for idle CPUs before each pair [60]")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     shapes = args.models.split(",")
@@ -37,7 +38,7 @@ def main():
     for r in range(args.runs):
         for v in variants:
             shape, q8, kind = v
-            busy.append(wait_until_quiet(0.15, 60))
+            busy.append(wait_until_quiet(0.15, args.quiet_wait))
             order = "AB" if r % 2 == 0 else "BA"
             for w in order:
                 run = args.a_run if w == "A" else args.b_run
