@@ -3118,7 +3118,8 @@ int main(int argc, char **argv) {
     }
     if (threads > 0) omp_set_num_threads(threads);
 #else
-    (void)threads;
+    if (threads > 1)   /* say so, rather than leave --threads quietly doing nothing */
+        fprintf(stderr, "lamp: --threads %d: this ./run was built without OpenMP and runs on one CPU\n", threads);
 #endif
 
     double t0 = time_now();
